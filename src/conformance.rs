@@ -1,0 +1,353 @@
+//! The conformance suite: each op of a backend against the reference in f64, within the derived
+//! bound, plus error parity.
+//!
+//! Each op has a `check_<op>` returning the [`Agreement`] (used by `make report`) and a
+//! `<op>_matches_reference` wrapper returning a proptest `TestCaseResult` (used by
+//! [`crate::backend_tests!`]). The oracle is always the reference run in f64 on the backend's
+//! own inputs widened exactly, and the bound is `bound_T + bound_f64` (THEORY.md E4).
+
+use std::fmt;
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use proptest::test_runner::{TestCaseError, TestCaseResult};
+
+use crate::compare::{self, format_values, Agreement, Mismatch, Subject};
+use crate::tolerance::{self, ArithModel};
+use crate::{reference, Backend, Error, Scalar};
+
+/// Why a conformance check failed.
+#[derive(Debug)]
+pub enum CheckFailure {
+    /// The backend (or the reference) returned an error where the input is valid.
+    Backend {
+        /// Which side failed and on what.
+        context: String,
+        /// The error.
+        error: Error,
+    },
+    /// Results disagree beyond the bound.
+    Mismatch(Box<Mismatch>),
+    /// Error parity: the backend's error differs from the reference's on invalid input.
+    ErrorParity {
+        /// The op.
+        op: &'static str,
+        /// What the input was.
+        case: String,
+        /// Reference result (formatted).
+        expected: String,
+        /// Backend result (formatted).
+        actual: String,
+    },
+}
+
+impl fmt::Display for CheckFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckFailure::Backend { context, error } => write!(f, "{context}: {error}"),
+            CheckFailure::Mismatch(m) => write!(f, "{m}"),
+            CheckFailure::ErrorParity { op, case, expected, actual } => write!(
+                f,
+                "{op}: error parity on {case}: reference gives {expected}, backend gives {actual}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CheckFailure {}
+
+
+/// Outcome of one check.
+pub type CheckResult = Result<Agreement, CheckFailure>;
+
+fn subject<T: Scalar>(op: &str, backend: &impl Backend<T>) -> Subject {
+    Subject {
+        op: op.to_string(),
+        actual: format!("{}<{}>", backend.name(), T::NAME),
+        expected: "reference<f64>".to_string(),
+    }
+}
+
+fn backend_error<T: Scalar>(op: &str, backend: &impl Backend<T>) -> impl FnOnce(Error) -> CheckFailure {
+    let context = format!("{op} on {}<{}> (valid input)", backend.name(), T::NAME);
+    move |error| CheckFailure::Backend { context, error }
+}
+
+fn reference_error(op: &str) -> impl FnOnce(Error) -> CheckFailure {
+    let context = format!("{op} on reference<f64> (valid input)");
+    move |error| CheckFailure::Backend { context, error }
+}
+
+fn widen2<T: Scalar>(x: ArrayView2<'_, T>) -> Array2<f64> {
+    x.mapv(Scalar::widen)
+}
+
+fn widen1<T: Scalar>(x: ArrayView1<'_, T>) -> Array1<f64> {
+    x.mapv(Scalar::widen)
+}
+
+fn row_context(x: &Array2<f64>) -> impl Fn(&[usize]) -> String + '_ {
+    move |index: &[usize]| {
+        let r = index.first().copied().unwrap_or(0);
+        if r >= x.nrows() {
+            return String::new();
+        }
+        let row = x.row(r);
+        let max_abs = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        format!("row {r} = {} (max |x| {max_abs:e})", format_values(row.iter().copied()))
+    }
+}
+
+/// Bound for a result in `T` against the f64 reference: `B_T + B_f64`.
+fn models<T: Scalar>() -> (ArithModel, ArithModel) {
+    (ArithModel::of::<T>(), ArithModel::of::<f64>())
+}
+
+/// Row-wise log-sum-exp of `backend` vs the f64 reference, within
+/// [`tolerance::log_sum_exp_rows`] for `T` plus that for f64.
+pub fn check_log_sum_exp_rows<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> CheckResult {
+    const OP: &str = "log_sum_exp_rows";
+    let actual = backend.log_sum_exp_rows(x).map_err(backend_error(OP, backend))?;
+    let x64 = widen2(x);
+    let context = row_context(&x64);
+    let expected = reference::log_sum_exp_rows(x64.view()).map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let bound = tolerance::pair(tolerance::log_sum_exp_rows(x64.view(), &m_t), tolerance::log_sum_exp_rows(x64.view(), &m_64));
+    let actual = actual.mapv(Scalar::widen);
+    compare::compare(
+        &subject(OP, backend),
+        actual.view().into_dyn(),
+        expected.view().into_dyn(),
+        bound.view().into_dyn(),
+        &context,
+    )
+    .map_err(CheckFailure::Mismatch)
+}
+
+/// Row-wise softmax vs the f64 reference within [`tolerance::softmax_rows`] (both sides).
+pub fn check_softmax_rows<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> CheckResult {
+    const OP: &str = "softmax_rows";
+    let actual = backend.softmax_rows(x).map_err(backend_error(OP, backend))?;
+    let x64 = widen2(x);
+    let context = row_context(&x64);
+    let expected = reference::softmax_rows(x64.view()).map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let bound = tolerance::pair(tolerance::softmax_rows(x64.view(), &m_t), tolerance::softmax_rows(x64.view(), &m_64));
+    let actual = actual.mapv(Scalar::widen);
+    compare::compare(
+        &subject(OP, backend),
+        actual.view().into_dyn(),
+        expected.view().into_dyn(),
+        bound.view().into_dyn(),
+        &context,
+    )
+    .map_err(CheckFailure::Mismatch)
+}
+
+/// Row-wise log-softmax vs the f64 reference within [`tolerance::log_softmax_rows`].
+pub fn check_log_softmax_rows<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> CheckResult {
+    const OP: &str = "log_softmax_rows";
+    let actual = backend.log_softmax_rows(x).map_err(backend_error(OP, backend))?;
+    let x64 = widen2(x);
+    let context = row_context(&x64);
+    let expected = reference::log_softmax_rows(x64.view()).map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let bound =
+        tolerance::pair(tolerance::log_softmax_rows(x64.view(), &m_t), tolerance::log_softmax_rows(x64.view(), &m_64));
+    let actual = actual.mapv(Scalar::widen);
+    compare::compare(
+        &subject(OP, backend),
+        actual.view().into_dyn(),
+        expected.view().into_dyn(),
+        bound.view().into_dyn(),
+        &context,
+    )
+    .map_err(CheckFailure::Mismatch)
+}
+
+fn pair_context(z: &Array1<f64>, y: &Array1<f64>) -> String {
+    format!("logits {}; labels {}", format_values(z.iter().copied()), format_values(y.iter().copied()))
+}
+
+/// Mean BCE-with-logits vs the f64 reference within [`tolerance::bce_with_logits_mean`].
+pub fn check_bce_with_logits_mean<T: Scalar>(
+    backend: &impl Backend<T>,
+    logits: ArrayView1<'_, T>,
+    labels: ArrayView1<'_, T>,
+) -> CheckResult {
+    const OP: &str = "bce_with_logits_mean";
+    let actual = backend.bce_with_logits_mean(logits, labels).map_err(backend_error(OP, backend))?;
+    let (z, y) = (widen1(logits), widen1(labels));
+    let expected = reference::bce_with_logits_mean(z.view(), y.view()).map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let bound = tolerance::bce_with_logits_mean(z.view(), y.view(), &m_t)
+        + tolerance::bce_with_logits_mean(z.view(), y.view(), &m_64);
+    let context = pair_context(&z, &y);
+    compare::compare(
+        &subject(OP, backend),
+        ndarray::arr0(actual.widen()).view().into_dyn(),
+        ndarray::arr0(expected).view().into_dyn(),
+        ndarray::arr0(bound).view().into_dyn(),
+        &|_| context.clone(),
+    )
+    .map_err(CheckFailure::Mismatch)
+}
+
+/// Gradient of mean BCE-with-logits vs the f64 reference within
+/// [`tolerance::bce_with_logits_mean_backward`].
+pub fn check_bce_with_logits_mean_backward<T: Scalar>(
+    backend: &impl Backend<T>,
+    logits: ArrayView1<'_, T>,
+    labels: ArrayView1<'_, T>,
+    grad_output: T,
+) -> CheckResult {
+    const OP: &str = "bce_with_logits_mean_backward";
+    let actual = backend
+        .bce_with_logits_mean_backward(logits, labels, grad_output)
+        .map_err(backend_error(OP, backend))?;
+    let (z, y, go) = (widen1(logits), widen1(labels), grad_output.widen());
+    let expected = reference::bce_with_logits_mean_backward(z.view(), y.view(), go).map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let bound = tolerance::pair(
+        tolerance::bce_with_logits_mean_backward(z.view(), y.view(), go, &m_t),
+        tolerance::bce_with_logits_mean_backward(z.view(), y.view(), go, &m_64),
+    );
+    let actual = actual.mapv(Scalar::widen);
+    compare::compare(
+        &subject(OP, backend),
+        actual.view().into_dyn(),
+        expected.view().into_dyn(),
+        bound.view().into_dyn(),
+        &|index: &[usize]| {
+            let i = index.first().copied().unwrap_or(0);
+            format!("z[{i}] = {:e}, y[{i}] = {:e}, grad_output = {go:e}, n = {}", z[i], y[i], z.len())
+        },
+    )
+    .map_err(CheckFailure::Mismatch)
+}
+
+/// [`check_log_sum_exp_rows`] as a proptest property.
+pub fn log_sum_exp_rows_matches_reference<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> TestCaseResult {
+    check_log_sum_exp_rows(backend, x).map(drop).map_err(|f| TestCaseError::fail(f.to_string()))
+}
+
+/// [`check_softmax_rows`] as a proptest property.
+pub fn softmax_rows_matches_reference<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> TestCaseResult {
+    check_softmax_rows(backend, x).map(drop).map_err(|f| TestCaseError::fail(f.to_string()))
+}
+
+/// [`check_log_softmax_rows`] as a proptest property.
+pub fn log_softmax_rows_matches_reference<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> TestCaseResult {
+    check_log_softmax_rows(backend, x).map(drop).map_err(|f| TestCaseError::fail(f.to_string()))
+}
+
+/// [`check_bce_with_logits_mean`] as a proptest property.
+pub fn bce_with_logits_mean_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    logits: ArrayView1<'_, T>,
+    labels: ArrayView1<'_, T>,
+) -> TestCaseResult {
+    check_bce_with_logits_mean(backend, logits, labels).map(drop).map_err(|f| TestCaseError::fail(f.to_string()))
+}
+
+/// [`check_bce_with_logits_mean_backward`] as a proptest property.
+pub fn bce_with_logits_mean_backward_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    logits: ArrayView1<'_, T>,
+    labels: ArrayView1<'_, T>,
+    grad_output: T,
+) -> TestCaseResult {
+    check_bce_with_logits_mean_backward(backend, logits, labels, grad_output).map(drop).map_err(|f| TestCaseError::fail(f.to_string()))
+}
+
+/// Same error on invalid input: a backend must return the same error as the reference (same
+/// variant and fields) for empty rows, zero-length losses and length mismatches, for every op.
+pub fn errors_match_reference<T: Scalar>(backend: &impl Backend<T>) -> Result<usize, CheckFailure> {
+    let reference = reference::Reference;
+    let mut checked = 0;
+    let mut parity = |op: &'static str, case: &str, expected: Result<String, Error>, actual: Result<String, Error>| {
+        checked += 1;
+        // Unsupported ops are reported as skipped elsewhere, not as parity failures.
+        if matches!(&actual, Err(e) if e.is_unsupported()) {
+            return Ok(());
+        }
+        let same = match (&expected, &actual) {
+            (Err(e), Err(a)) => e == a,
+            (Ok(_), Ok(_)) => true,
+            _ => false,
+        };
+        if same {
+            Ok(())
+        } else {
+            Err(CheckFailure::ErrorParity {
+                op,
+                case: case.to_string(),
+                expected: format!("{expected:?}"),
+                actual: format!("{actual:?}"),
+            })
+        }
+    };
+    let empty_rows = Array2::<T>::zeros((3, 0));
+    let no_rows = Array2::<T>::zeros((0, 0));
+    for (case, x) in [("rows of length 0", &empty_rows), ("shape [0, 0]", &no_rows)] {
+        let ok = |r: Result<Array1<T>, Error>| r.map(|a| format!("{a:?}"));
+        let ok2 = |r: Result<Array2<T>, Error>| r.map(|a| format!("{a:?}"));
+        parity(
+            "log_sum_exp_rows",
+            case,
+            ok(Backend::<T>::log_sum_exp_rows(&reference, x.view())),
+            ok(backend.log_sum_exp_rows(x.view())),
+        )?;
+        parity(
+            "softmax_rows",
+            case,
+            ok2(Backend::<T>::softmax_rows(&reference, x.view())),
+            ok2(backend.softmax_rows(x.view())),
+        )?;
+        parity(
+            "log_softmax_rows",
+            case,
+            ok2(Backend::<T>::log_softmax_rows(&reference, x.view())),
+            ok2(backend.log_softmax_rows(x.view())),
+        )?;
+    }
+    let zero_rows = Array2::<T>::zeros((0, 5));
+    parity(
+        "softmax_rows",
+        "shape [0, 5]",
+        Backend::<T>::softmax_rows(&reference, zero_rows.view()).map(|a| format!("{:?}", a.dim())),
+        backend.softmax_rows(zero_rows.view()).map(|a| format!("{:?}", a.dim())),
+    )?;
+    let one = Array1::<T>::zeros(1);
+    let two = Array1::<T>::zeros(2);
+    let none = Array1::<T>::zeros(0);
+    for (case, z, y) in [("lengths 1 vs 2", &one, &two), ("length 0", &none, &none)] {
+        parity(
+            "bce_with_logits_mean",
+            case,
+            Backend::<T>::bce_with_logits_mean(&reference, z.view(), y.view()).map(|v| format!("{v:?}")),
+            backend.bce_with_logits_mean(z.view(), y.view()).map(|v| format!("{v:?}")),
+        )?;
+        parity(
+            "bce_with_logits_mean_backward",
+            case,
+            Backend::<T>::bce_with_logits_mean_backward(&reference, z.view(), y.view(), T::one()).map(|v| format!("{v:?}")),
+            backend.bce_with_logits_mean_backward(z.view(), y.view(), T::one()).map(|v| format!("{v:?}")),
+        )?;
+    }
+    Ok(checked)
+}
+
+/// Call `op` once on a small valid input; `Err` if the backend reports it unsupported (or fails).
+/// Used by the harness to report unsupported ops as skipped, by name.
+pub fn probe<T: Scalar>(backend: &impl Backend<T>, op: &str) -> Result<(), Error> {
+    let x = Array2::<T>::zeros((1, 2));
+    let z = Array1::<T>::zeros(2);
+    match op {
+        "log_sum_exp_rows" => backend.log_sum_exp_rows(x.view()).map(drop),
+        "softmax_rows" => backend.softmax_rows(x.view()).map(drop),
+        "log_softmax_rows" => backend.log_softmax_rows(x.view()).map(drop),
+        "bce_with_logits_mean" => backend.bce_with_logits_mean(z.view(), z.view()).map(drop),
+        "bce_with_logits_mean_backward" => backend.bce_with_logits_mean_backward(z.view(), z.view(), T::one()).map(drop),
+        _ => Ok(()),
+    }
+}

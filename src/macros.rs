@@ -1,0 +1,144 @@
+//! `backend_tests!`: one `#[test]` per conformance check and per invariant, for one backend and
+//! scalar type.
+
+/// Expand to a module `$suite` holding one `#[test]` per conformance check and invariant of the
+/// crate, run against the backend that `$make` creates (an expression of type
+/// `mloracle::Result<B>` with `B: Backend<$scalar>`, evaluated once per test; keep it cheap).
+///
+/// ```ignore
+/// mloracle::backend_tests!(my_backend_f32, f32, Ok(MyBackend::new()));
+/// ```
+///
+/// Test names carry the suite (`my_backend_f32::softmax_rows_matches_reference`), so
+/// `cargo test f64` or `cargo test softmax` selects a slice. If `$make` fails the tests are
+/// reported `SKIPPED` on standard error (or fail under `MLORACLE_REQUIRE_OPENCL=1`); ops the
+/// backend does not support are reported `SKIPPED (unsupported)` by name. Failing seeds persist
+/// next to the calling file.
+#[macro_export]
+macro_rules! backend_tests {
+    ($suite:ident, $scalar:ty, $make:expr) => {
+        mod $suite {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::proptest::prelude::*;
+            use $crate::{conformance, harness, invariants, strategy};
+
+            fn name(test: &str) -> String {
+                format!("{}::{}", stringify!($suite), test)
+            }
+
+            #[test]
+            fn log_sum_exp_rows_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("log_sum_exp_rows_matches_reference"), file!(), $make, &["log_sum_exp_rows"],
+                    strategy::logits_matrix::<$scalar>(),
+                    |b, x| conformance::log_sum_exp_rows_matches_reference(b, x.view()),
+                );
+            }
+
+            #[test]
+            fn softmax_rows_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("softmax_rows_matches_reference"), file!(), $make, &["softmax_rows"],
+                    strategy::logits_matrix::<$scalar>(),
+                    |b, x| conformance::softmax_rows_matches_reference(b, x.view()),
+                );
+            }
+
+            #[test]
+            fn log_softmax_rows_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("log_softmax_rows_matches_reference"), file!(), $make, &["log_softmax_rows"],
+                    strategy::logits_matrix::<$scalar>(),
+                    |b, x| conformance::log_softmax_rows_matches_reference(b, x.view()),
+                );
+            }
+
+            #[test]
+            fn bce_with_logits_mean_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("bce_with_logits_mean_matches_reference"), file!(), $make, &["bce_with_logits_mean"],
+                    strategy::bce_inputs::<$scalar>(),
+                    |b, (z, y)| conformance::bce_with_logits_mean_matches_reference(b, z.view(), y.view()),
+                );
+            }
+
+            #[test]
+            fn bce_with_logits_mean_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("bce_with_logits_mean_backward_matches_reference"), file!(), $make,
+                    &["bce_with_logits_mean_backward"],
+                    (strategy::bce_inputs::<$scalar>(), strategy::grad_output()),
+                    |b, ((z, y), g)| conformance::bce_with_logits_mean_backward_matches_reference(
+                        b, z.view(), y.view(), <$scalar as $crate::Scalar>::narrow(g)),
+                );
+            }
+
+            #[test]
+            fn errors_match_reference() {
+                harness::run_fixed::<$scalar, _, _>(
+                    &name("errors_match_reference"), $make, $crate::backend::OPS,
+                    |b| conformance::errors_match_reference::<$scalar>(b).map(drop),
+                );
+            }
+
+            #[test]
+            fn log_sum_exp_is_shift_invariant() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("log_sum_exp_is_shift_invariant"), file!(), $make, &["log_sum_exp_rows"],
+                    (strategy::logits_matrix::<$scalar>(), -64i32..=64),
+                    |b, (x, c)| invariants::log_sum_exp_is_shift_invariant(b, x.view(), c),
+                );
+            }
+
+            #[test]
+            fn log_sum_exp_lies_between_max_and_max_plus_ln_n() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("log_sum_exp_lies_between_max_and_max_plus_ln_n"), file!(), $make,
+                    &["log_sum_exp_rows"],
+                    strategy::logits_matrix::<$scalar>(),
+                    |b, x| invariants::log_sum_exp_lies_between_max_and_max_plus_ln_n(b, x.view()),
+                );
+            }
+
+            #[test]
+            fn softmax_rows_sum_to_one() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("softmax_rows_sum_to_one"), file!(), $make, &["softmax_rows"],
+                    strategy::logits_matrix::<$scalar>(),
+                    |b, x| invariants::softmax_rows_sum_to_one(b, x.view()),
+                );
+            }
+
+            #[test]
+            fn zero_logits_give_ln_two() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("zero_logits_give_ln_two"), file!(), $make, &["bce_with_logits_mean"],
+                    strategy::labels::<$scalar>(),
+                    |b, y| invariants::zero_logits_give_ln_two(b, y.view()),
+                );
+            }
+
+            #[test]
+            fn constant_logit_loss_is_at_least_label_entropy() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("constant_logit_loss_is_at_least_label_entropy"), file!(), $make,
+                    &["bce_with_logits_mean"],
+                    (strategy::labels::<$scalar>(), -15.0f64..=15.0),
+                    |b, (y, c)| invariants::constant_logit_loss_is_at_least_label_entropy(
+                        b, y.view(), <$scalar as $crate::Scalar>::narrow(c)),
+                );
+            }
+
+            #[test]
+            fn label_prior_logit_attains_label_entropy() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("label_prior_logit_attains_label_entropy"), file!(), $make,
+                    &["bce_with_logits_mean"],
+                    strategy::labels::<$scalar>(),
+                    |b, y| invariants::label_prior_logit_attains_label_entropy(b, y.view()),
+                );
+            }
+        }
+    };
+}

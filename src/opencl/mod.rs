@@ -1,0 +1,324 @@
+//! The OpenCL backend: the implementation the crate exists to check.
+//!
+//! One context and in-order queue per process for the default device (chosen by
+//! [`DEVICE_ENV`], default: first GPU, else first device), one program per scalar type, built
+//! once and cached. Kernels are created per call from the cached program (an `ocl::Kernel` is not
+//! `Sync`), so [`OpenCl`] is `Send + Sync` and cheap to clone.
+
+mod context;
+mod program;
+
+pub use context::DEVICE_ENV;
+pub use program::{options as build_options, source as program_source, SOURCES};
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Dimension};
+use ocl::{flags, Buffer, Kernel, Program};
+
+use crate::{validate, Backend, Error, Result, Scalar};
+use context::DeviceContext;
+
+/// Preferred work-group size of the row and reduction kernels (capped by the device).
+const PREFERRED_ROW_WORK_GROUP: usize = 256;
+/// Work-groups in the first pass of a full reduction (a fixed number, so the tree is fixed).
+const REDUCTION_GROUPS: usize = 64;
+
+struct Shared {
+    device: DeviceContext,
+    row_work_group: usize,
+    programs: [OnceLock<Result<Program, Error>>; 2],
+    program_builds: AtomicUsize,
+}
+
+/// Handle to an OpenCL device with its cached programs. Clones share everything.
+#[derive(Clone)]
+pub struct OpenCl {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for OpenCl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenCl").field("device", &self.device_label()).finish()
+    }
+}
+
+static DEFAULT_DEVICE: OnceLock<Result<OpenCl, Error>> = OnceLock::new();
+
+impl OpenCl {
+    /// The process-wide default device: the one [`DEVICE_ENV`] names, else the first GPU, else
+    /// the first device. Opened once; later calls clone the handle (or the same error).
+    pub fn new() -> Result<Self> {
+        DEFAULT_DEVICE
+            .get_or_init(|| {
+                let filter = std::env::var(DEVICE_ENV).ok().filter(|s| !s.trim().is_empty());
+                Self::open(filter.as_deref())
+            })
+            .clone()
+    }
+
+    /// Open a new, separate context on the device matching `filter` (a case-insensitive
+    /// substring of `"platform / device"`; `None`: first GPU, else first device). Its programs
+    /// are built again; prefer [`OpenCl::new`].
+    pub fn open(filter: Option<&str>) -> Result<Self> {
+        let device = context::open(filter)?;
+        let cap = device.max_work_group_size.clamp(1, PREFERRED_ROW_WORK_GROUP);
+        let row_work_group = 1usize << cap.ilog2(); // largest power of two ≤ cap
+        Ok(OpenCl {
+            shared: Arc::new(Shared {
+                device,
+                row_work_group,
+                programs: [OnceLock::new(), OnceLock::new()],
+                program_builds: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// `"platform / device"`, e.g. `"Portable Computing Language / pthread-…"`.
+    pub fn device_label(&self) -> String {
+        format!("{} / {}", self.shared.device.platform_name, self.shared.device.device_name)
+    }
+
+    /// Whether the device reports `cl_khr_fp64` (f64 ops are `Unsupported` otherwise).
+    pub fn has_fp64(&self) -> bool {
+        self.shared.device.has_fp64
+    }
+
+    /// How many programs this handle (and its clones) has built: at most one per scalar type.
+    pub fn program_builds(&self) -> usize {
+        self.shared.program_builds.load(Ordering::SeqCst)
+    }
+
+    /// Work-group size of the row kernels on this device.
+    pub fn row_work_group(&self) -> usize {
+        self.shared.row_work_group
+    }
+
+    /// Build the program for `T` with `extra_options` appended, bypassing the cache (to test
+    /// that a failed build reports its log, e.g. with `-D ROW_WG=` left empty).
+    pub fn build_uncached<T: Scalar>(&self, extra_options: &str) -> Result<()> {
+        self.check_scalar::<T>("build_uncached")?;
+        program::build::<T>(&self.shared.device, self.shared.row_work_group, extra_options).map(|_| ())
+    }
+
+    fn check_scalar<T: Scalar>(&self, op: &'static str) -> Result<()> {
+        if T::PROGRAM_SLOT == 1 && !self.shared.device.has_fp64 {
+            return Err(Error::Unsupported {
+                backend: "opencl".to_string(),
+                op,
+                scalar: T::NAME,
+                reason: format!("{} lacks cl_khr_fp64", self.device_label()),
+            });
+        }
+        Ok(())
+    }
+
+    /// The cached program for `T`, built on first use.
+    fn program<T: Scalar>(&self, op: &'static str) -> Result<Program> {
+        self.check_scalar::<T>(op)?;
+        self.shared.programs[T::PROGRAM_SLOT]
+            .get_or_init(|| {
+                self.shared.program_builds.fetch_add(1, Ordering::SeqCst);
+                program::build::<T>(&self.shared.device, self.shared.row_work_group, "")
+            })
+            .clone()
+    }
+
+    fn upload<T: Scalar>(&self, data: &[T]) -> Result<Buffer<T>> {
+        Buffer::<T>::builder()
+            .queue(self.shared.device.queue.clone())
+            .flags(flags::MEM_READ_ONLY)
+            .len(data.len())
+            .copy_host_slice(data)
+            .build()
+            .map_err(|e| Error::opencl(format!("allocating and writing {} elements", data.len()), e))
+    }
+
+    fn allocate<T: Scalar>(&self, len: usize) -> Result<Buffer<T>> {
+        Buffer::<T>::builder()
+            .queue(self.shared.device.queue.clone())
+            .flags(flags::MEM_READ_WRITE)
+            .len(len)
+            .build()
+            .map_err(|e| Error::opencl(format!("allocating {len} elements"), e))
+    }
+
+    fn download<T: Scalar>(&self, buffer: &Buffer<T>, len: usize) -> Result<Vec<T>> {
+        let mut host = vec![T::zero(); len];
+        buffer.read(&mut host).enq().map_err(|e| Error::opencl("reading back a result", e))?;
+        Ok(host)
+    }
+
+    fn kernel<'b>(&self, program: &'b Program, name: &'static str) -> ocl::builders::KernelBuilder<'b> {
+        let mut builder = Kernel::builder();
+        builder.program(program).name(name).queue(self.shared.device.queue.clone());
+        builder
+    }
+
+    fn enqueue(&self, kernel: std::result::Result<Kernel, ocl::Error>, name: &'static str) -> Result<()> {
+        let kernel = kernel.map_err(|e| Error::opencl(format!("creating kernel {name}"), e))?;
+        // SAFETY: every kernel in opencl/*.cl is launched with the argument list of its
+        // signature (checked by the builder's types and names above), each buffer holds at least
+        // the elements the kernel indexes (sizes validated on the host as u32 and equal to the
+        // buffer lengths), and every kernel returns early for ids past its logical size.
+        unsafe { kernel.enq() }.map_err(|e| Error::opencl(format!("enqueueing {name}"), e))
+    }
+
+    /// Shared launcher of the three row kernels: `out` has `rows × out_cols` elements.
+    fn row_kernel<T: Scalar>(
+        &self,
+        name: &'static str,
+        x: ArrayView2<'_, T>,
+        out_cols: usize,
+    ) -> Result<Vec<T>> {
+        validate::rows_op(name, x)?;
+        let (rows, cols) = x.dim();
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        let program = self.program::<T>(name)?;
+        let input = self.upload(&contiguous(&x))?;
+        let output = self.allocate::<T>(rows * out_cols)?;
+        let (row_count, col_count) = (to_u32(name, rows)?, to_u32(name, cols)?);
+        let wg = self.shared.row_work_group;
+        let kernel = self
+            .kernel(&program, name)
+            .global_work_size(rows * wg)
+            .local_work_size(wg)
+            .arg(&input)
+            .arg(&output)
+            .arg(&row_count)
+            .arg(&col_count)
+            .build();
+        self.enqueue(kernel, name)?;
+        self.download(&output, rows * out_cols)
+    }
+}
+
+/// Row-major contiguous data of a view (borrowed when it already is).
+fn contiguous<'a, T: Clone, D: Dimension>(view: &'a ndarray::ArrayView<'_, T, D>) -> Cow<'a, [T]> {
+    match view.as_slice() {
+        Some(slice) => Cow::Borrowed(slice),
+        None => Cow::Owned(view.iter().cloned().collect()),
+    }
+}
+
+fn to_u32(op: &'static str, value: usize) -> Result<u32> {
+    u32::try_from(value).map_err(|_| Error::TooLarge {
+        op,
+        what: "length",
+        value: value as u128,
+        limit: u128::from(u32::MAX),
+    })
+}
+
+fn round_up(value: usize, multiple: usize) -> usize {
+    value.div_ceil(multiple) * multiple
+}
+
+impl<T: Scalar> Backend<T> for OpenCl {
+    fn name(&self) -> String {
+        "opencl".to_string()
+    }
+
+    fn log_sum_exp_rows(&self, x: ArrayView2<'_, T>) -> Result<Array1<T>> {
+        Ok(Array1::from(self.row_kernel("log_sum_exp_rows", x, 1)?))
+    }
+
+    fn softmax_rows(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let data = self.row_kernel("softmax_rows", x, x.ncols())?;
+        Array2::from_shape_vec(x.dim(), data).map_err(|e| Error::opencl("shaping softmax_rows", e))
+    }
+
+    fn log_softmax_rows(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let data = self.row_kernel("log_softmax_rows", x, x.ncols())?;
+        Array2::from_shape_vec(x.dim(), data).map_err(|e| Error::opencl("shaping log_softmax_rows", e))
+    }
+
+    fn bce_with_logits_mean(&self, logits: ArrayView1<'_, T>, labels: ArrayView1<'_, T>) -> Result<T> {
+        const OP: &str = "bce_with_logits_mean";
+        validate::mean_loss(OP, logits, labels)?;
+        let program = self.program::<T>(OP)?;
+        let n = logits.len();
+        let n32 = to_u32(OP, n)?;
+        let wg = self.shared.row_work_group;
+        let groups = n.div_ceil(wg).clamp(1, REDUCTION_GROUPS);
+        let groups32 = to_u32(OP, groups)?;
+        let z = self.upload(&contiguous(&logits))?;
+        let y = self.upload(&contiguous(&labels))?;
+        let partial = self.allocate::<T>(groups)?;
+        let out = self.allocate::<T>(1)?;
+        let pass1 = self
+            .kernel(&program, "bce_with_logits_partial_sums")
+            .global_work_size(groups * wg)
+            .local_work_size(wg)
+            .arg(&z)
+            .arg(&y)
+            .arg(&partial)
+            .arg(&n32)
+            .build();
+        self.enqueue(pass1, "bce_with_logits_partial_sums")?;
+        let pass2 = self
+            .kernel(&program, "sum_partials_divide")
+            .global_work_size(wg)
+            .local_work_size(wg)
+            .arg(&partial)
+            .arg(&out)
+            .arg(&groups32)
+            .arg(&n32)
+            .build();
+        self.enqueue(pass2, "sum_partials_divide")?;
+        let host = self.download(&out, 1)?;
+        host.first().copied().ok_or_else(|| Error::opencl(OP, "empty read-back"))
+    }
+
+    fn bce_with_logits_mean_backward(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        const OP: &str = "bce_with_logits_mean_backward";
+        validate::mean_loss(OP, logits, labels)?;
+        let program = self.program::<T>(OP)?;
+        let n = logits.len();
+        let n32 = to_u32(OP, n)?;
+        let wg = self.shared.row_work_group;
+        let z = self.upload(&contiguous(&logits))?;
+        let y = self.upload(&contiguous(&labels))?;
+        let grad = self.allocate::<T>(n)?;
+        let kernel = self
+            .kernel(&program, OP)
+            .global_work_size(round_up(n, wg))
+            .local_work_size(wg)
+            .arg(&z)
+            .arg(&y)
+            .arg(&grad)
+            .arg(&grad_output)
+            .arg(&n32)
+            .build();
+        self.enqueue(kernel, OP)?;
+        Ok(Array1::from(self.download(&grad, n)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handle_is_send_and_sync() {
+        assert_send_sync::<OpenCl>();
+    }
+
+    #[test]
+    fn options_name_the_scalar_type() {
+        assert!(build_options::<f32>(64).contains("-D REAL=float -D REAL_IS_DOUBLE=0 -D ROW_WG=64"));
+        assert!(build_options::<f64>(64).contains("-D REAL=double -D REAL_IS_DOUBLE=1"));
+        assert!(!build_options::<f32>(64).contains("fast-relaxed"));
+    }
+}

@@ -1,0 +1,46 @@
+//! The reference backend: the executable specification.
+//!
+//! Plain loops over `ndarray` views, generic over `num_traits::Float`: the f32 instance
+//! reproduces f32 behaviour, the f64 instance is the oracle. Each function's doc states its
+//! formula, its PyTorch counterpart and any deviation, its bound fn and its error policy.
+//! Nothing here is optimised: a reader checks each loop against its formula.
+
+mod losses;
+mod ops;
+
+pub use losses::{bce_with_logits_element, bce_with_logits_mean, bce_with_logits_mean_backward, sigmoid};
+pub use ops::{log_softmax_rows, log_sum_exp_rows, softmax_rows};
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use crate::{Backend, Result, Scalar};
+
+/// The reference backend. Stateless: one value serves every scalar type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reference;
+
+impl<T: Scalar> Backend<T> for Reference {
+    fn name(&self) -> String {
+        "reference".to_string()
+    }
+    fn log_sum_exp_rows(&self, x: ArrayView2<'_, T>) -> Result<Array1<T>> {
+        log_sum_exp_rows(x)
+    }
+    fn softmax_rows(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        softmax_rows(x)
+    }
+    fn log_softmax_rows(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        log_softmax_rows(x)
+    }
+    fn bce_with_logits_mean(&self, logits: ArrayView1<'_, T>, labels: ArrayView1<'_, T>) -> Result<T> {
+        bce_with_logits_mean(logits, labels)
+    }
+    fn bce_with_logits_mean_backward(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        bce_with_logits_mean_backward(logits, labels, grad_output)
+    }
+}

@@ -1,0 +1,119 @@
+//! proptest strategies: valid inputs by construction (they map into the domain, never filter),
+//! with the edge cases every op must meet.
+//!
+//! Values are drawn in f64 and rounded to `T`, so every backend sees the same representable
+//! inputs.
+
+use ndarray::{Array1, Array2};
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+use crate::Scalar;
+
+/// Magnitudes used for uniform rows: ordinary, large, past f32's `exp` overflow (88.72), huge.
+pub const ROW_SCALES: &[f64] = &[1.0, 10.0, 88.8, 1e4];
+
+/// Edge values (THEORY.md A0, A3): f32 `exp` overflow and subnormal thresholds, the
+/// `σ(z) = 1` thresholds `24 ln 2` and `53 ln 2`, huge and tiny magnitudes.
+pub const EDGE_VALUES: &[f64] = &[
+    0.0, 1e-30, -1e-30, 16.635532, -16.635532, 36.7368, -36.7368, 88.7228, -88.7228, 88.8, -88.8,
+    103.97, -103.97, 1e4, -1e4, 1e30, -1e30,
+];
+
+/// Row lengths that break kernels: single, small odd, around work-group sizes, a few thousand.
+/// (Length 0 is an error case, covered by the error-parity checks.)
+pub fn row_length() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        1 => Just(1usize),
+        4 => 2usize..=17,
+        2 => prop::sample::select(vec![31usize, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 513]),
+        1 => 1000usize..=5000,
+    ]
+}
+
+/// Lengths ≥ 100,000 for the long-row cases.
+pub fn long_length() -> impl Strategy<Value = usize> {
+    100_000usize..=120_000
+}
+
+/// One row of `len` finite values of one of several kinds: uniform at a scale from
+/// [`ROW_SCALES`]; all equal; one dominant entry; a mix of [`EDGE_VALUES`] and small values.
+pub fn row_values(len: usize) -> BoxedStrategy<Vec<f64>> {
+    prop_oneof![
+        4 => prop::sample::select(ROW_SCALES).prop_flat_map(move |s| vec(-s..=s, len)),
+        1 => prop::sample::select(EDGE_VALUES).prop_map(move |v| vec![v; len]),
+        1 => (vec(-1.0f64..=1.0, len), 0..len, prop::sample::select(vec![30.0, 88.8, 1e4, -88.8, 1e30]))
+            .prop_map(|(mut v, i, big)| {
+                v[i] = big;
+                v
+            }),
+        1 => vec(prop_oneof![prop::sample::select(EDGE_VALUES), -1.0f64..=1.0], len),
+    ]
+    .boxed()
+}
+
+/// Round f64 values to `T`.
+pub fn narrow<T: Scalar>(values: &[f64]) -> Vec<T> {
+    values.iter().map(|&v| T::narrow(v)).collect()
+}
+
+fn matrix_from_rows<T: Scalar>(rows: Vec<Vec<f64>>, cols: usize) -> Array2<T> {
+    let n = rows.len();
+    let flat: Vec<T> = rows.into_iter().flat_map(|r| narrow::<T>(&r)).collect();
+    Array2::from_shape_vec((n, cols), flat).unwrap_or_else(|_| Array2::zeros((0, cols)))
+}
+
+/// Logit matrices for row ops: 0 to 6 rows of a [`row_length`], or 1–2 rows of a
+/// [`long_length`]; rows from [`row_values`].
+pub fn logits_matrix<T: Scalar>() -> impl Strategy<Value = Array2<T>> {
+    prop_oneof![
+        12 => (0usize..=6, row_length()),
+        1 => (1usize..=2, long_length()),
+    ]
+    .prop_flat_map(|(rows, cols)| vec(row_values(cols), rows).prop_map(move |r| matrix_from_rows::<T>(r, cols)))
+}
+
+/// Logits with magnitudes log-uniform in `[1e-3, 1e4]` and random sign, mixed with
+/// [`EDGE_VALUES`] (THEORY.md A3 (d)).
+pub fn logit_value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        4 => (-3.0f64..=4.0, any::<bool>()).prop_map(|(e, negative)| {
+            let v = 10f64.powf(e);
+            if negative { -v } else { v }
+        }),
+        1 => prop::sample::select(EDGE_VALUES),
+        2 => -5.0f64..=5.0,
+    ]
+}
+
+/// Labels: hard (`{0, 1}`) or soft (`[0, 1]`), `len` of them.
+pub fn labels_of_len(len: usize) -> BoxedStrategy<Vec<f64>> {
+    prop_oneof![
+        vec(prop::sample::select(vec![0.0, 1.0]), len),
+        vec(0.0f64..=1.0, len),
+    ]
+    .boxed()
+}
+
+/// Lengths for losses: a [`row_length`], occasionally ≥ 100,000.
+pub fn loss_length() -> impl Strategy<Value = usize> {
+    prop_oneof![12 => row_length(), 1 => long_length()]
+}
+
+/// `(logits, labels)` pairs for binary cross-entropy.
+pub fn bce_inputs<T: Scalar>() -> impl Strategy<Value = (Array1<T>, Array1<T>)> {
+    loss_length().prop_flat_map(|n| {
+        (vec(logit_value(), n), labels_of_len(n))
+            .prop_map(|(z, y)| (Array1::from(narrow::<T>(&z)), Array1::from(narrow::<T>(&y))))
+    })
+}
+
+/// Labels alone (for the zero-logit and constant-logit invariants).
+pub fn labels<T: Scalar>() -> impl Strategy<Value = Array1<T>> {
+    loss_length().prop_flat_map(|n| labels_of_len(n).prop_map(|y| Array1::from(narrow::<T>(&y))))
+}
+
+/// An upstream gradient for VJPs: 1 (the plain gradient) or a value in `[-4, 4]`.
+pub fn grad_output() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(1.0), -4.0f64..=4.0]
+}

@@ -1,0 +1,14 @@
+//! The only integration-test binary: the whole suite for the reference (f32, f64) and the
+//! OpenCL backend (f32, f64), plus OpenCL-specific and contrast tests.
+
+mod contrast;
+#[cfg(feature = "opencl")]
+mod opencl_device;
+
+mloracle::backend_tests!(reference_f32, f32, Ok(mloracle::Reference));
+mloracle::backend_tests!(reference_f64, f64, Ok(mloracle::Reference));
+
+#[cfg(feature = "opencl")]
+mloracle::backend_tests!(opencl_f32, f32, mloracle::harness::default_opencl());
+#[cfg(feature = "opencl")]
+mloracle::backend_tests!(opencl_f64, f64, mloracle::harness::default_opencl());

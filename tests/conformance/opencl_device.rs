@@ -1,0 +1,66 @@
+//! Facts about the OpenCL backend itself: program caching, build failures with their log,
+//! device selection errors.
+
+use mloracle::harness::{default_opencl, obtain};
+use mloracle::{Backend, Error, OpenCl};
+use ndarray::array;
+
+#[test]
+fn programs_are_built_once_per_scalar_type() {
+    let Some(backend) = obtain("opencl_device::programs_are_built_once_per_scalar_type", default_opencl()) else {
+        return;
+    };
+    for _ in 0..3 {
+        Backend::<f32>::log_sum_exp_rows(&backend, array![[1.0f32, 2.0]].view()).expect("valid input");
+        Backend::<f32>::bce_with_logits_mean(&backend, array![1.0f32].view(), array![0.0f32].view()).expect("valid");
+        if backend.has_fp64() {
+            Backend::<f64>::softmax_rows(&backend, array![[1.0f64, 2.0]].view()).expect("valid input");
+        }
+    }
+    let expected = if backend.has_fp64() { 2 } else { 1 };
+    assert_eq!(backend.program_builds(), expected, "one program per scalar type per process");
+}
+
+#[test]
+fn a_failing_build_reports_its_log() {
+    let Some(backend) = obtain("opencl_device::a_failing_build_reports_its_log", default_opencl()) else {
+        return;
+    };
+    // An undefined identifier injected through a define: the compiler must reject it.
+    let error = backend
+        .build_uncached::<f32>("-D ROW_WG=no_such_identifier")
+        .expect_err("the broken define must fail the build");
+    match &error {
+        Error::ProgramBuild { scalar, options, log } => {
+            assert_eq!(*scalar, "f32");
+            assert!(options.contains("no_such_identifier"));
+            assert!(log.contains("no_such_identifier"), "the build log names the culprit: {log}");
+        }
+        other => panic!("expected ProgramBuild, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_unmatched_device_filter_is_a_typed_error() {
+    match OpenCl::open(Some("no-such-device-d5e1c")) {
+        Err(Error::NoDevice { wanted, .. }) => assert_eq!(wanted, "no-such-device-d5e1c"),
+        Err(Error::NoPlatform { .. }) if !mloracle::harness::backend_required() => {
+            mloracle::harness::skip("opencl_device::an_unmatched_device_filter_is_a_typed_error", "no OpenCL platform")
+        }
+        other => panic!("expected NoDevice, got {other:?}"),
+    }
+}
+
+#[test]
+fn f64_without_fp64_is_unsupported_not_wrong() {
+    let Some(backend) = obtain("opencl_device::f64_without_fp64_is_unsupported_not_wrong", default_opencl()) else {
+        return;
+    };
+    let result = Backend::<f64>::log_sum_exp_rows(&backend, array![[0.0f64, 0.0]].view());
+    if backend.has_fp64() {
+        let lse = result.expect("fp64 device computes f64");
+        assert!((lse[0] - std::f64::consts::LN_2).abs() < 1e-15);
+    } else {
+        assert!(matches!(result, Err(Error::Unsupported { scalar: "f64", .. })));
+    }
+}
