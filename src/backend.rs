@@ -59,7 +59,11 @@ pub trait Backend<T: Scalar>: Send + Sync {
     }
 
     /// Mean binary cross-entropy from logits; see [`crate::reference::bce_with_logits_mean`].
-    fn bce_with_logits_mean(&self, logits: ArrayView1<'_, T>, labels: ArrayView1<'_, T>) -> Result<T> {
+    fn bce_with_logits_mean(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+    ) -> Result<T> {
         let _ = (logits, labels);
         Err(unsupported::<T>(&self.name(), "bce_with_logits_mean"))
     }
@@ -73,7 +77,10 @@ pub trait Backend<T: Scalar>: Send + Sync {
         grad_output: T,
     ) -> Result<Array1<T>> {
         let _ = (logits, labels, grad_output);
-        Err(unsupported::<T>(&self.name(), "bce_with_logits_mean_backward"))
+        Err(unsupported::<T>(
+            &self.name(),
+            "bce_with_logits_mean_backward",
+        ))
     }
 }
 
@@ -90,7 +97,11 @@ impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for &B {
     fn log_softmax_rows(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
         (**self).log_softmax_rows(x)
     }
-    fn bce_with_logits_mean(&self, logits: ArrayView1<'_, T>, labels: ArrayView1<'_, T>) -> Result<T> {
+    fn bce_with_logits_mean(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+    ) -> Result<T> {
         (**self).bce_with_logits_mean(logits, labels)
     }
     fn bce_with_logits_mean_backward(

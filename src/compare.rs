@@ -97,7 +97,9 @@ impl fmt::Display for Mismatch {
                     w.bound,
                     diff / w.bound
                 ),
-                FailureKind::UnexpectedNonFinite => "non-finite result where the oracle is finite".to_string(),
+                FailureKind::UnexpectedNonFinite => {
+                    "non-finite result where the oracle is finite".to_string()
+                }
                 FailureKind::ExpectedNan => "oracle is NaN, backend is not".to_string(),
                 FailureKind::ExpectedInfinity => "oracle is infinite, backend differs".to_string(),
                 FailureKind::BoundUndefined => format!("bound undefined ({:e}): n·u ≥ 1", w.bound),
@@ -118,13 +120,24 @@ impl fmt::Display for Mismatch {
 impl std::error::Error for Mismatch {}
 
 /// Check one element; `Ok(ratio)` or the failure kind.
-#[allow(clippy::float_cmp, reason = "infinities must match exactly (IEEE semantics)")]
+#[allow(
+    clippy::float_cmp,
+    reason = "infinities must match exactly (IEEE semantics)"
+)]
 pub fn check_element(actual: f64, expected: f64, bound: f64) -> Result<f64, FailureKind> {
     if expected.is_nan() {
-        return if actual.is_nan() { Ok(0.0) } else { Err(FailureKind::ExpectedNan) };
+        return if actual.is_nan() {
+            Ok(0.0)
+        } else {
+            Err(FailureKind::ExpectedNan)
+        };
     }
     if expected.is_infinite() {
-        return if actual == expected { Ok(0.0) } else { Err(FailureKind::ExpectedInfinity) };
+        return if actual == expected {
+            Ok(0.0)
+        } else {
+            Err(FailureKind::ExpectedInfinity)
+        };
     }
     if !actual.is_finite() {
         return Err(FailureKind::UnexpectedNonFinite);
@@ -155,7 +168,10 @@ pub fn compare(
     input_context: &dyn Fn(&[usize]) -> String,
 ) -> Result<Agreement, Box<Mismatch>> {
     let mismatch = |failures, worst: Option<WorstElement>| {
-        let context = worst.as_ref().map(|w| input_context(&w.index)).unwrap_or_default();
+        let context = worst
+            .as_ref()
+            .map(|w| input_context(&w.index))
+            .unwrap_or_default();
         Box::new(Mismatch {
             subject: subject.clone(),
             actual_shape: actual.shape().to_vec(),
@@ -179,11 +195,21 @@ pub fn compare(
             Ok(ratio) => max_ratio = max_ratio.max(ratio),
             Err(kind) => {
                 failures += 1;
-                let rank = if kind == FailureKind::OutsideBound { (a - e).abs() / b } else { f64::INFINITY };
+                let rank = if kind == FailureKind::OutsideBound {
+                    (a - e).abs() / b
+                } else {
+                    f64::INFINITY
+                };
                 if worst.as_ref().is_none_or(|(r, _)| rank > *r) {
                     worst = Some((
                         rank,
-                        WorstElement { index: index_vec(&index), actual: a, expected: e, bound: b, kind },
+                        WorstElement {
+                            index: index_vec(&index),
+                            actual: a,
+                            expected: e,
+                            bound: b,
+                            kind,
+                        },
                     ));
                 }
             }
@@ -192,7 +218,10 @@ pub fn compare(
     if failures > 0 {
         return Err(mismatch(failures, worst.map(|(_, w)| w)));
     }
-    Ok(Agreement { elements: expected.len(), max_error_over_bound: max_ratio })
+    Ok(Agreement {
+        elements: expected.len(),
+        max_error_over_bound: max_ratio,
+    })
 }
 
 fn index_vec(index: &IxDyn) -> Vec<usize> {
@@ -219,17 +248,33 @@ mod tests {
     use ndarray::array;
 
     fn subject() -> Subject {
-        Subject { op: "op".into(), actual: "a".into(), expected: "e".into() }
+        Subject {
+            op: "op".into(),
+            actual: "a".into(),
+            expected: "e".into(),
+        }
     }
 
     #[test]
     fn nan_and_infinity_are_matched_exactly() {
         assert_eq!(check_element(f64::NAN, f64::NAN, 0.0), Ok(0.0));
-        assert_eq!(check_element(1.0, f64::NAN, 1e9), Err(FailureKind::ExpectedNan));
+        assert_eq!(
+            check_element(1.0, f64::NAN, 1e9),
+            Err(FailureKind::ExpectedNan)
+        );
         assert_eq!(check_element(f64::INFINITY, f64::INFINITY, 0.0), Ok(0.0));
-        assert_eq!(check_element(f64::NEG_INFINITY, f64::INFINITY, 1e300), Err(FailureKind::ExpectedInfinity));
-        assert_eq!(check_element(f64::INFINITY, 1.0, 1e300), Err(FailureKind::UnexpectedNonFinite));
-        assert_eq!(check_element(1.0, 1.0 + 1e-9, f64::INFINITY), Err(FailureKind::BoundUndefined));
+        assert_eq!(
+            check_element(f64::NEG_INFINITY, f64::INFINITY, 1e300),
+            Err(FailureKind::ExpectedInfinity)
+        );
+        assert_eq!(
+            check_element(f64::INFINITY, 1.0, 1e300),
+            Err(FailureKind::UnexpectedNonFinite)
+        );
+        assert_eq!(
+            check_element(1.0, 1.0 + 1e-9, f64::INFINITY),
+            Err(FailureKind::BoundUndefined)
+        );
     }
 
     #[test]
@@ -237,20 +282,30 @@ mod tests {
         let actual = array![[1.0, 2.0], [3.0, 4.5]].into_dyn();
         let expected = array![[1.0, 2.0], [3.1, 4.0]].into_dyn();
         let bound = array![[0.1, 0.1], [0.2, 0.1]].into_dyn();
-        let err = compare(&subject(), actual.view(), expected.view(), bound.view(), &|i| format!("row {}", i[0]))
-            .expect_err("two elements are off");
+        let err = compare(
+            &subject(),
+            actual.view(),
+            expected.view(),
+            bound.view(),
+            &|i| format!("row {}", i[0]),
+        )
+        .expect_err("two elements are off");
         assert_eq!(err.failures, 1); // |3.0 − 3.1| = 0.1 ≤ 0.2 passes; 0.5 > 0.1 fails
         let w = err.worst.as_ref().expect("has worst");
         assert_eq!(w.index, vec![1, 1]);
         let text = err.to_string();
-        assert!(text.contains("[1, 1]") && text.contains("row 1") && text.contains("5.00× bound"), "{text}");
+        assert!(
+            text.contains("[1, 1]") && text.contains("row 1") && text.contains("5.00× bound"),
+            "{text}"
+        );
     }
 
     #[test]
     fn shape_mismatch_is_reported_as_such() {
         let a = array![1.0, 2.0].into_dyn();
         let e = array![1.0].into_dyn();
-        let err = compare(&subject(), a.view(), e.view(), e.view(), &|_| String::new()).expect_err("shapes differ");
+        let err = compare(&subject(), a.view(), e.view(), e.view(), &|_| String::new())
+            .expect_err("shapes differ");
         assert!(err.to_string().contains("shape [2] != expected shape [1]"));
     }
 }

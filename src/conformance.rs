@@ -45,7 +45,12 @@ impl fmt::Display for CheckFailure {
         match self {
             CheckFailure::Backend { context, error } => write!(f, "{context}: {error}"),
             CheckFailure::Mismatch(m) => write!(f, "{m}"),
-            CheckFailure::ErrorParity { op, case, expected, actual } => write!(
+            CheckFailure::ErrorParity {
+                op,
+                case,
+                expected,
+                actual,
+            } => write!(
                 f,
                 "{op}: error parity on {case}: reference gives {expected}, backend gives {actual}"
             ),
@@ -54,7 +59,6 @@ impl fmt::Display for CheckFailure {
 }
 
 impl std::error::Error for CheckFailure {}
-
 
 /// Outcome of one check.
 pub type CheckResult = Result<Agreement, CheckFailure>;
@@ -67,7 +71,10 @@ fn subject<T: Scalar>(op: &str, backend: &impl Backend<T>) -> Subject {
     }
 }
 
-fn backend_error<T: Scalar>(op: &str, backend: &impl Backend<T>) -> impl FnOnce(Error) -> CheckFailure {
+fn backend_error<T: Scalar>(
+    op: &str,
+    backend: &impl Backend<T>,
+) -> impl FnOnce(Error) -> CheckFailure {
     let context = format!("{op} on {}<{}> (valid input)", backend.name(), T::NAME);
     move |error| CheckFailure::Backend { context, error }
 }
@@ -93,7 +100,10 @@ fn row_context(x: &Array2<f64>) -> impl Fn(&[usize]) -> String + '_ {
         }
         let row = x.row(r);
         let max_abs = row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        format!("row {r} = {} (max |x| {max_abs:e})", format_values(row.iter().copied()))
+        format!(
+            "row {r} = {} (max |x| {max_abs:e})",
+            format_values(row.iter().copied())
+        )
     }
 }
 
@@ -104,14 +114,22 @@ fn models<T: Scalar>() -> (ArithModel, ArithModel) {
 
 /// Row-wise log-sum-exp of `backend` vs the f64 reference, within
 /// [`tolerance::log_sum_exp_rows`] for `T` plus that for f64.
-pub fn check_log_sum_exp_rows<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> CheckResult {
+pub fn check_log_sum_exp_rows<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> CheckResult {
     const OP: &str = "log_sum_exp_rows";
-    let actual = backend.log_sum_exp_rows(x).map_err(backend_error(OP, backend))?;
+    let actual = backend
+        .log_sum_exp_rows(x)
+        .map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
     let context = row_context(&x64);
     let expected = reference::log_sum_exp_rows(x64.view()).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
-    let bound = tolerance::pair(tolerance::log_sum_exp_rows(x64.view(), &m_t), tolerance::log_sum_exp_rows(x64.view(), &m_64));
+    let bound = tolerance::pair(
+        tolerance::log_sum_exp_rows(x64.view(), &m_t),
+        tolerance::log_sum_exp_rows(x64.view(), &m_64),
+    );
     let actual = actual.mapv(Scalar::widen);
     compare::compare(
         &subject(OP, backend),
@@ -124,14 +142,22 @@ pub fn check_log_sum_exp_rows<T: Scalar>(backend: &impl Backend<T>, x: ArrayView
 }
 
 /// Row-wise softmax vs the f64 reference within [`tolerance::softmax_rows`] (both sides).
-pub fn check_softmax_rows<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> CheckResult {
+pub fn check_softmax_rows<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> CheckResult {
     const OP: &str = "softmax_rows";
-    let actual = backend.softmax_rows(x).map_err(backend_error(OP, backend))?;
+    let actual = backend
+        .softmax_rows(x)
+        .map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
     let context = row_context(&x64);
     let expected = reference::softmax_rows(x64.view()).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
-    let bound = tolerance::pair(tolerance::softmax_rows(x64.view(), &m_t), tolerance::softmax_rows(x64.view(), &m_64));
+    let bound = tolerance::pair(
+        tolerance::softmax_rows(x64.view(), &m_t),
+        tolerance::softmax_rows(x64.view(), &m_64),
+    );
     let actual = actual.mapv(Scalar::widen);
     compare::compare(
         &subject(OP, backend),
@@ -144,15 +170,22 @@ pub fn check_softmax_rows<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_
 }
 
 /// Row-wise log-softmax vs the f64 reference within [`tolerance::log_softmax_rows`].
-pub fn check_log_softmax_rows<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> CheckResult {
+pub fn check_log_softmax_rows<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> CheckResult {
     const OP: &str = "log_softmax_rows";
-    let actual = backend.log_softmax_rows(x).map_err(backend_error(OP, backend))?;
+    let actual = backend
+        .log_softmax_rows(x)
+        .map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
     let context = row_context(&x64);
     let expected = reference::log_softmax_rows(x64.view()).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
-    let bound =
-        tolerance::pair(tolerance::log_softmax_rows(x64.view(), &m_t), tolerance::log_softmax_rows(x64.view(), &m_64));
+    let bound = tolerance::pair(
+        tolerance::log_softmax_rows(x64.view(), &m_t),
+        tolerance::log_softmax_rows(x64.view(), &m_64),
+    );
     let actual = actual.mapv(Scalar::widen);
     compare::compare(
         &subject(OP, backend),
@@ -165,7 +198,11 @@ pub fn check_log_softmax_rows<T: Scalar>(backend: &impl Backend<T>, x: ArrayView
 }
 
 fn pair_context(z: &Array1<f64>, y: &Array1<f64>) -> String {
-    format!("logits {}; labels {}", format_values(z.iter().copied()), format_values(y.iter().copied()))
+    format!(
+        "logits {}; labels {}",
+        format_values(z.iter().copied()),
+        format_values(y.iter().copied())
+    )
 }
 
 /// Mean BCE-with-logits vs the f64 reference within [`tolerance::bce_with_logits_mean`].
@@ -175,9 +212,12 @@ pub fn check_bce_with_logits_mean<T: Scalar>(
     labels: ArrayView1<'_, T>,
 ) -> CheckResult {
     const OP: &str = "bce_with_logits_mean";
-    let actual = backend.bce_with_logits_mean(logits, labels).map_err(backend_error(OP, backend))?;
+    let actual = backend
+        .bce_with_logits_mean(logits, labels)
+        .map_err(backend_error(OP, backend))?;
     let (z, y) = (widen1(logits), widen1(labels));
-    let expected = reference::bce_with_logits_mean(z.view(), y.view()).map_err(reference_error(OP))?;
+    let expected =
+        reference::bce_with_logits_mean(z.view(), y.view()).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
     let bound = tolerance::bce_with_logits_mean(z.view(), y.view(), &m_t)
         + tolerance::bce_with_logits_mean(z.view(), y.view(), &m_64);
@@ -205,7 +245,8 @@ pub fn check_bce_with_logits_mean_backward<T: Scalar>(
         .bce_with_logits_mean_backward(logits, labels, grad_output)
         .map_err(backend_error(OP, backend))?;
     let (z, y, go) = (widen1(logits), widen1(labels), grad_output.widen());
-    let expected = reference::bce_with_logits_mean_backward(z.view(), y.view(), go).map_err(reference_error(OP))?;
+    let expected = reference::bce_with_logits_mean_backward(z.view(), y.view(), go)
+        .map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
     let bound = tolerance::pair(
         tolerance::bce_with_logits_mean_backward(z.view(), y.view(), go, &m_t),
@@ -219,25 +260,45 @@ pub fn check_bce_with_logits_mean_backward<T: Scalar>(
         bound.view().into_dyn(),
         &|index: &[usize]| {
             let i = index.first().copied().unwrap_or(0);
-            format!("z[{i}] = {:e}, y[{i}] = {:e}, grad_output = {go:e}, n = {}", z[i], y[i], z.len())
+            format!(
+                "z[{i}] = {:e}, y[{i}] = {:e}, grad_output = {go:e}, n = {}",
+                z[i],
+                y[i],
+                z.len()
+            )
         },
     )
     .map_err(CheckFailure::Mismatch)
 }
 
 /// [`check_log_sum_exp_rows`] as a proptest property.
-pub fn log_sum_exp_rows_matches_reference<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> TestCaseResult {
-    check_log_sum_exp_rows(backend, x).map(drop).map_err(|f| TestCaseError::fail(f.to_string()))
+pub fn log_sum_exp_rows_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    check_log_sum_exp_rows(backend, x)
+        .map(drop)
+        .map_err(|f| TestCaseError::fail(f.to_string()))
 }
 
 /// [`check_softmax_rows`] as a proptest property.
-pub fn softmax_rows_matches_reference<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> TestCaseResult {
-    check_softmax_rows(backend, x).map(drop).map_err(|f| TestCaseError::fail(f.to_string()))
+pub fn softmax_rows_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    check_softmax_rows(backend, x)
+        .map(drop)
+        .map_err(|f| TestCaseError::fail(f.to_string()))
 }
 
 /// [`check_log_softmax_rows`] as a proptest property.
-pub fn log_softmax_rows_matches_reference<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> TestCaseResult {
-    check_log_softmax_rows(backend, x).map(drop).map_err(|f| TestCaseError::fail(f.to_string()))
+pub fn log_softmax_rows_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    check_log_softmax_rows(backend, x)
+        .map(drop)
+        .map_err(|f| TestCaseError::fail(f.to_string()))
 }
 
 /// [`check_bce_with_logits_mean`] as a proptest property.
@@ -246,7 +307,9 @@ pub fn bce_with_logits_mean_matches_reference<T: Scalar>(
     logits: ArrayView1<'_, T>,
     labels: ArrayView1<'_, T>,
 ) -> TestCaseResult {
-    check_bce_with_logits_mean(backend, logits, labels).map(drop).map_err(|f| TestCaseError::fail(f.to_string()))
+    check_bce_with_logits_mean(backend, logits, labels)
+        .map(drop)
+        .map_err(|f| TestCaseError::fail(f.to_string()))
 }
 
 /// [`check_bce_with_logits_mean_backward`] as a proptest property.
@@ -256,7 +319,9 @@ pub fn bce_with_logits_mean_backward_matches_reference<T: Scalar>(
     labels: ArrayView1<'_, T>,
     grad_output: T,
 ) -> TestCaseResult {
-    check_bce_with_logits_mean_backward(backend, logits, labels, grad_output).map(drop).map_err(|f| TestCaseError::fail(f.to_string()))
+    check_bce_with_logits_mean_backward(backend, logits, labels, grad_output)
+        .map(drop)
+        .map_err(|f| TestCaseError::fail(f.to_string()))
 }
 
 /// Same error on invalid input: a backend must return the same error as the reference (same
@@ -264,7 +329,10 @@ pub fn bce_with_logits_mean_backward_matches_reference<T: Scalar>(
 pub fn errors_match_reference<T: Scalar>(backend: &impl Backend<T>) -> Result<usize, CheckFailure> {
     let reference = reference::Reference;
     let mut checked = 0;
-    let mut parity = |op: &'static str, case: &str, expected: Result<String, Error>, actual: Result<String, Error>| {
+    let mut parity = |op: &'static str,
+                      case: &str,
+                      expected: Result<String, Error>,
+                      actual: Result<String, Error>| {
         checked += 1;
         // Unsupported ops are reported as skipped elsewhere, not as parity failures.
         if matches!(&actual, Err(e) if e.is_unsupported()) {
@@ -288,7 +356,10 @@ pub fn errors_match_reference<T: Scalar>(backend: &impl Backend<T>) -> Result<us
     };
     let empty_rows = Array2::<T>::zeros((3, 0));
     let no_rows = Array2::<T>::zeros((0, 0));
-    for (case, x) in [("rows of length 0", &empty_rows), ("shape [0, 0]", &no_rows)] {
+    for (case, x) in [
+        ("rows of length 0", &empty_rows),
+        ("shape [0, 0]", &no_rows),
+    ] {
         let ok = |r: Result<Array1<T>, Error>| r.map(|a| format!("{a:?}"));
         let ok2 = |r: Result<Array2<T>, Error>| r.map(|a| format!("{a:?}"));
         parity(
@@ -315,7 +386,9 @@ pub fn errors_match_reference<T: Scalar>(backend: &impl Backend<T>) -> Result<us
         "softmax_rows",
         "shape [0, 5]",
         Backend::<T>::softmax_rows(&reference, zero_rows.view()).map(|a| format!("{:?}", a.dim())),
-        backend.softmax_rows(zero_rows.view()).map(|a| format!("{:?}", a.dim())),
+        backend
+            .softmax_rows(zero_rows.view())
+            .map(|a| format!("{:?}", a.dim())),
     )?;
     let one = Array1::<T>::zeros(1);
     let two = Array1::<T>::zeros(2);
@@ -324,14 +397,20 @@ pub fn errors_match_reference<T: Scalar>(backend: &impl Backend<T>) -> Result<us
         parity(
             "bce_with_logits_mean",
             case,
-            Backend::<T>::bce_with_logits_mean(&reference, z.view(), y.view()).map(|v| format!("{v:?}")),
-            backend.bce_with_logits_mean(z.view(), y.view()).map(|v| format!("{v:?}")),
+            Backend::<T>::bce_with_logits_mean(&reference, z.view(), y.view())
+                .map(|v| format!("{v:?}")),
+            backend
+                .bce_with_logits_mean(z.view(), y.view())
+                .map(|v| format!("{v:?}")),
         )?;
         parity(
             "bce_with_logits_mean_backward",
             case,
-            Backend::<T>::bce_with_logits_mean_backward(&reference, z.view(), y.view(), T::one()).map(|v| format!("{v:?}")),
-            backend.bce_with_logits_mean_backward(z.view(), y.view(), T::one()).map(|v| format!("{v:?}")),
+            Backend::<T>::bce_with_logits_mean_backward(&reference, z.view(), y.view(), T::one())
+                .map(|v| format!("{v:?}")),
+            backend
+                .bce_with_logits_mean_backward(z.view(), y.view(), T::one())
+                .map(|v| format!("{v:?}")),
         )?;
     }
     Ok(checked)
@@ -347,7 +426,9 @@ pub fn probe<T: Scalar>(backend: &impl Backend<T>, op: &str) -> Result<(), Error
         "softmax_rows" => backend.softmax_rows(x.view()).map(drop),
         "log_softmax_rows" => backend.log_softmax_rows(x.view()).map(drop),
         "bce_with_logits_mean" => backend.bce_with_logits_mean(z.view(), z.view()).map(drop),
-        "bce_with_logits_mean_backward" => backend.bce_with_logits_mean_backward(z.view(), z.view(), T::one()).map(drop),
+        "bce_with_logits_mean_backward" => backend
+            .bce_with_logits_mean_backward(z.view(), z.view(), T::one())
+            .map(drop),
         _ => Ok(()),
     }
 }

@@ -9,7 +9,9 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use proptest::strategy::Strategy;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseResult, TestError, TestRunner};
+use proptest::test_runner::{
+    Config, FileFailurePersistence, TestCaseResult, TestError, TestRunner,
+};
 
 use crate::{conformance, Backend, Error, Result, Scalar};
 
@@ -40,7 +42,11 @@ pub fn skip(test: &str, reason: &str) {
     announce(&line);
     if let Ok(path) = std::env::var(SKIP_LOG_ENV) {
         let _guard = SKIP_LOG_LOCK.lock();
-        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(file, "{line}");
         }
     }
@@ -51,7 +57,10 @@ pub fn skip(test: &str, reason: &str) {
 /// # Panics
 /// When [`REQUIRE_OPENCL_ENV`] is set and the backend could not be created: that is the test
 /// failure CI needs.
-#[allow(clippy::panic, reason = "failing the test is the purpose when a backend is required")]
+#[allow(
+    clippy::panic,
+    reason = "failing the test is the purpose when a backend is required"
+)]
 pub fn obtain<B>(test: &str, made: Result<B>) -> Option<B> {
     match made {
         Ok(backend) => Some(backend),
@@ -67,7 +76,10 @@ pub fn obtain<B>(test: &str, made: Result<B>) -> Option<B> {
 
 /// The ops among `ops` that `backend` does not support (probed on a small valid input), with
 /// the error it gave.
-pub fn unsupported_ops<T: Scalar>(backend: &impl Backend<T>, ops: &[&'static str]) -> Vec<(&'static str, Error)> {
+pub fn unsupported_ops<T: Scalar>(
+    backend: &impl Backend<T>,
+    ops: &[&'static str],
+) -> Vec<(&'static str, Error)> {
     ops.iter()
         .filter_map(|&op| match conformance::probe(backend, op) {
             Err(e) if e.is_unsupported() => Some((op, e)),
@@ -84,7 +96,9 @@ pub fn config_for_backend_tests(source_file: &'static str) -> Config {
     Config {
         cases: (default.cases / 4).max(1),
         source_file: Some(source_file),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
         ..default
     }
 }
@@ -120,7 +134,9 @@ pub fn run_property<T, B, S>(
     S: Strategy,
     S::Value: std::fmt::Debug,
 {
-    let Some(backend) = obtain(test, made) else { return };
+    let Some(backend) = obtain(test, made) else {
+        return;
+    };
     let missing = unsupported_ops(&backend, ops);
     if !missing.is_empty() {
         let reasons: Vec<String> = missing.iter().map(|(op, e)| format!("{op}: {e}")).collect();
@@ -154,7 +170,9 @@ pub fn run_fixed<T, B, E: std::fmt::Display>(
     T: Scalar,
     B: Backend<T>,
 {
-    let Some(backend) = obtain(test, made) else { return };
+    let Some(backend) = obtain(test, made) else {
+        return;
+    };
     let missing = unsupported_ops(&backend, ops);
     if missing.len() == ops.len() && !ops.is_empty() {
         skip(test, "every op it covers is unsupported");

@@ -19,12 +19,16 @@
 //! Use it from your own crate's tests with [`backend_tests!`].
 
 #![deny(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod backend;
 pub mod compare;
 pub mod conformance;
 pub mod error;
+pub mod gradcheck;
 pub mod harness;
 pub mod invariants;
 mod macros;
@@ -43,7 +47,7 @@ pub use opencl::OpenCl;
 pub use reference::Reference;
 pub use scalar::Scalar;
 
-/// Re-exported so that [`backend_tests!`] expands without the caller depending on proptest.
-pub use proptest;
 /// Re-exported for callers of the public API.
 pub use ndarray;
+/// Re-exported so that [`backend_tests!`] expands without the caller depending on proptest.
+pub use proptest;

@@ -30,7 +30,10 @@ macro_rules! backend_tests {
             #[test]
             fn log_sum_exp_rows_matches_reference() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("log_sum_exp_rows_matches_reference"), file!(), $make, &["log_sum_exp_rows"],
+                    &name("log_sum_exp_rows_matches_reference"),
+                    file!(),
+                    $make,
+                    &["log_sum_exp_rows"],
                     strategy::logits_matrix::<$scalar>(),
                     |b, x| conformance::log_sum_exp_rows_matches_reference(b, x.view()),
                 );
@@ -39,7 +42,10 @@ macro_rules! backend_tests {
             #[test]
             fn softmax_rows_matches_reference() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("softmax_rows_matches_reference"), file!(), $make, &["softmax_rows"],
+                    &name("softmax_rows_matches_reference"),
+                    file!(),
+                    $make,
+                    &["softmax_rows"],
                     strategy::logits_matrix::<$scalar>(),
                     |b, x| conformance::softmax_rows_matches_reference(b, x.view()),
                 );
@@ -48,7 +54,10 @@ macro_rules! backend_tests {
             #[test]
             fn log_softmax_rows_matches_reference() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("log_softmax_rows_matches_reference"), file!(), $make, &["log_softmax_rows"],
+                    &name("log_softmax_rows_matches_reference"),
+                    file!(),
+                    $make,
+                    &["log_softmax_rows"],
                     strategy::logits_matrix::<$scalar>(),
                     |b, x| conformance::log_softmax_rows_matches_reference(b, x.view()),
                 );
@@ -57,27 +66,42 @@ macro_rules! backend_tests {
             #[test]
             fn bce_with_logits_mean_matches_reference() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("bce_with_logits_mean_matches_reference"), file!(), $make, &["bce_with_logits_mean"],
+                    &name("bce_with_logits_mean_matches_reference"),
+                    file!(),
+                    $make,
+                    &["bce_with_logits_mean"],
                     strategy::bce_inputs::<$scalar>(),
-                    |b, (z, y)| conformance::bce_with_logits_mean_matches_reference(b, z.view(), y.view()),
+                    |b, (z, y)| {
+                        conformance::bce_with_logits_mean_matches_reference(b, z.view(), y.view())
+                    },
                 );
             }
 
             #[test]
             fn bce_with_logits_mean_backward_matches_reference() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("bce_with_logits_mean_backward_matches_reference"), file!(), $make,
+                    &name("bce_with_logits_mean_backward_matches_reference"),
+                    file!(),
+                    $make,
                     &["bce_with_logits_mean_backward"],
                     (strategy::bce_inputs::<$scalar>(), strategy::grad_output()),
-                    |b, ((z, y), g)| conformance::bce_with_logits_mean_backward_matches_reference(
-                        b, z.view(), y.view(), <$scalar as $crate::Scalar>::narrow(g)),
+                    |b, ((z, y), g)| {
+                        conformance::bce_with_logits_mean_backward_matches_reference(
+                            b,
+                            z.view(),
+                            y.view(),
+                            <$scalar as $crate::Scalar>::narrow(g),
+                        )
+                    },
                 );
             }
 
             #[test]
             fn errors_match_reference() {
                 harness::run_fixed::<$scalar, _, _>(
-                    &name("errors_match_reference"), $make, $crate::backend::OPS,
+                    &name("errors_match_reference"),
+                    $make,
+                    $crate::backend::OPS,
                     |b| conformance::errors_match_reference::<$scalar>(b).map(drop),
                 );
             }
@@ -85,7 +109,10 @@ macro_rules! backend_tests {
             #[test]
             fn log_sum_exp_is_shift_invariant() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("log_sum_exp_is_shift_invariant"), file!(), $make, &["log_sum_exp_rows"],
+                    &name("log_sum_exp_is_shift_invariant"),
+                    file!(),
+                    $make,
+                    &["log_sum_exp_rows"],
                     (strategy::logits_matrix::<$scalar>(), -64i32..=64),
                     |b, (x, c)| invariants::log_sum_exp_is_shift_invariant(b, x.view(), c),
                 );
@@ -94,7 +121,9 @@ macro_rules! backend_tests {
             #[test]
             fn log_sum_exp_lies_between_max_and_max_plus_ln_n() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("log_sum_exp_lies_between_max_and_max_plus_ln_n"), file!(), $make,
+                    &name("log_sum_exp_lies_between_max_and_max_plus_ln_n"),
+                    file!(),
+                    $make,
                     &["log_sum_exp_rows"],
                     strategy::logits_matrix::<$scalar>(),
                     |b, x| invariants::log_sum_exp_lies_between_max_and_max_plus_ln_n(b, x.view()),
@@ -104,7 +133,10 @@ macro_rules! backend_tests {
             #[test]
             fn softmax_rows_sum_to_one() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("softmax_rows_sum_to_one"), file!(), $make, &["softmax_rows"],
+                    &name("softmax_rows_sum_to_one"),
+                    file!(),
+                    $make,
+                    &["softmax_rows"],
                     strategy::logits_matrix::<$scalar>(),
                     |b, x| invariants::softmax_rows_sum_to_one(b, x.view()),
                 );
@@ -113,7 +145,10 @@ macro_rules! backend_tests {
             #[test]
             fn zero_logits_give_ln_two() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("zero_logits_give_ln_two"), file!(), $make, &["bce_with_logits_mean"],
+                    &name("zero_logits_give_ln_two"),
+                    file!(),
+                    $make,
+                    &["bce_with_logits_mean"],
                     strategy::labels::<$scalar>(),
                     |b, y| invariants::zero_logits_give_ln_two(b, y.view()),
                 );
@@ -122,18 +157,27 @@ macro_rules! backend_tests {
             #[test]
             fn constant_logit_loss_is_at_least_label_entropy() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("constant_logit_loss_is_at_least_label_entropy"), file!(), $make,
+                    &name("constant_logit_loss_is_at_least_label_entropy"),
+                    file!(),
+                    $make,
                     &["bce_with_logits_mean"],
                     (strategy::labels::<$scalar>(), -15.0f64..=15.0),
-                    |b, (y, c)| invariants::constant_logit_loss_is_at_least_label_entropy(
-                        b, y.view(), <$scalar as $crate::Scalar>::narrow(c)),
+                    |b, (y, c)| {
+                        invariants::constant_logit_loss_is_at_least_label_entropy(
+                            b,
+                            y.view(),
+                            <$scalar as $crate::Scalar>::narrow(c),
+                        )
+                    },
                 );
             }
 
             #[test]
             fn label_prior_logit_attains_label_entropy() {
                 harness::run_property::<$scalar, _, _>(
-                    &name("label_prior_logit_attains_label_entropy"), file!(), $make,
+                    &name("label_prior_logit_attains_label_entropy"),
+                    file!(),
+                    $make,
                     &["bce_with_logits_mean"],
                     strategy::labels::<$scalar>(),
                     |b, y| invariants::label_prior_logit_attains_label_entropy(b, y.view()),

@@ -22,7 +22,16 @@ impl<T> DeviceElement for T {}
 /// A scalar type both backends compute in: `f32` (to reproduce f32 behaviour) or `f64` (the
 /// accurate oracle).
 pub trait Scalar:
-    Float + FromPrimitive + fmt::Debug + fmt::Display + fmt::LowerExp + Default + Send + Sync + DeviceElement + 'static
+    Float
+    + FromPrimitive
+    + fmt::Debug
+    + fmt::Display
+    + fmt::LowerExp
+    + Default
+    + Send
+    + Sync
+    + DeviceElement
+    + 'static
 {
     /// OpenCL C spelling, passed to the compiler as `-D REAL=<name>`.
     const OPENCL_TYPE_NAME: &'static str;
@@ -51,7 +60,10 @@ impl Scalar for f32 {
     fn widen(self) -> f64 {
         f64::from(self)
     }
-    #[allow(clippy::cast_possible_truncation, reason = "rounding to f32 is the point")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "rounding to f32 is the point"
+    )]
     fn narrow(value: f64) -> Self {
         value as f32
     }

@@ -70,7 +70,9 @@ pub fn logits_matrix<T: Scalar>() -> impl Strategy<Value = Array2<T>> {
         12 => (0usize..=6, row_length()),
         1 => (1usize..=2, long_length()),
     ]
-    .prop_flat_map(|(rows, cols)| vec(row_values(cols), rows).prop_map(move |r| matrix_from_rows::<T>(r, cols)))
+    .prop_flat_map(|(rows, cols)| {
+        vec(row_values(cols), rows).prop_map(move |r| matrix_from_rows::<T>(r, cols))
+    })
 }
 
 /// Logits with magnitudes log-uniform in `[1e-3, 1e4]` and random sign, mixed with

@@ -28,19 +28,40 @@ pub struct UlpBudget {
 }
 
 /// `exp`: 3 ulp (f32 and f64).
-pub const EXP: UlpBudget = UlpBudget { single: 3.0, double: 3.0 };
+pub const EXP: UlpBudget = UlpBudget {
+    single: 3.0,
+    double: 3.0,
+};
 /// `log`: 3 ulp.
-pub const LOG: UlpBudget = UlpBudget { single: 3.0, double: 3.0 };
+pub const LOG: UlpBudget = UlpBudget {
+    single: 3.0,
+    double: 3.0,
+};
 /// `log1p`: 2 ulp.
-pub const LOG1P: UlpBudget = UlpBudget { single: 2.0, double: 2.0 };
+pub const LOG1P: UlpBudget = UlpBudget {
+    single: 2.0,
+    double: 2.0,
+};
 /// `tanh`: 5 ulp.
-pub const TANH: UlpBudget = UlpBudget { single: 5.0, double: 5.0 };
+pub const TANH: UlpBudget = UlpBudget {
+    single: 5.0,
+    double: 5.0,
+};
 /// `erf`: 16 ulp.
-pub const ERF: UlpBudget = UlpBudget { single: 16.0, double: 16.0 };
+pub const ERF: UlpBudget = UlpBudget {
+    single: 16.0,
+    double: 16.0,
+};
 /// `x / y`: 2.5 ulp in f32, correctly rounded (0.5 ulp) in f64.
-pub const DIVIDE: UlpBudget = UlpBudget { single: 2.5, double: 0.5 };
+pub const DIVIDE: UlpBudget = UlpBudget {
+    single: 2.5,
+    double: 0.5,
+};
 /// `sqrt`: 3 ulp in f32, correctly rounded in f64.
-pub const SQRT: UlpBudget = UlpBudget { single: 3.0, double: 0.5 };
+pub const SQRT: UlpBudget = UlpBudget {
+    single: 3.0,
+    double: 0.5,
+};
 
 /// γ_n = n·u/(1 − n·u); `None` when n·u ≥ 1 and the bound is meaningless.
 pub fn gamma(n: usize, unit_roundoff: f64) -> Option<f64> {
@@ -134,8 +155,19 @@ fn row_terms(row: ArrayView1<'_, f64>) -> Option<RowTerms> {
     }
     let shifts: Vec<f64> = row.iter().map(|&x| max - x).collect();
     let exps: Vec<f64> = shifts.iter().map(|&t| (-t).exp()).collect();
-    let s = exps.iter().enumerate().filter(|&(j, _)| j != index).map(|(_, &e)| e).sum();
-    Some(RowTerms { max, index, shifts, exps, s })
+    let s = exps
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != index)
+        .map(|(_, &e)| e)
+        .sum();
+    Some(RowTerms {
+        max,
+        index,
+        shifts,
+        exps,
+        s,
+    })
 }
 
 /// Bound for [`crate::reference::log_sum_exp_rows`] computed in arithmetic `model`
@@ -187,8 +219,13 @@ pub fn softmax_rows(x: ArrayView2<'_, f64>, model: &ArithModel) -> Array2<f64> {
     for (row, mut out_row) in x.rows().into_iter().zip(out.rows_mut()) {
         let Some(r) = row_terms(row) else { continue };
         let denominator = 1.0 + r.s;
-        let weighted_shift: f64 =
-            r.shifts.iter().zip(r.exps.iter()).map(|(&t, &e)| t * e).sum::<f64>() / denominator;
+        let weighted_shift: f64 = r
+            .shifts
+            .iter()
+            .zip(r.exps.iter())
+            .map(|(&t, &e)| t * e)
+            .sum::<f64>()
+            / denominator;
         let common = u * weighted_shift
             + model.exp
             + model.exp * r.s / denominator
@@ -247,7 +284,9 @@ pub fn bce_with_logits_element(z: f64, y: f64, model: &ArithModel) -> f64 {
     let u = model.unit_roundoff;
     let tail = (-z.abs()).exp().ln_1p();
     let loss = z.max(0.0) - z * y + tail;
-    u * (2.0 * (z * y).abs() + z.max(0.0) + loss.abs()) + (2.0 * model.exp + model.log1p) * tail + model.underflow
+    u * (2.0 * (z * y).abs() + z.max(0.0) + loss.abs())
+        + (2.0 * model.exp + model.log1p) * tail
+        + model.underflow
 }
 
 /// Bound for [`crate::reference::bce_with_logits_mean`] in arithmetic `model`:
@@ -256,7 +295,11 @@ pub fn bce_with_logits_element(z: f64, y: f64, model: &ArithModel) -> f64 {
 /// ```
 /// Element bounds `B_i` from [`bce_with_logits_element`], the sum of `n` terms in any order,
 /// one division by `n`.
-pub fn bce_with_logits_mean(logits: ArrayView1<'_, f64>, labels: ArrayView1<'_, f64>, model: &ArithModel) -> f64 {
+pub fn bce_with_logits_mean(
+    logits: ArrayView1<'_, f64>,
+    labels: ArrayView1<'_, f64>,
+    model: &ArithModel,
+) -> f64 {
     let n = logits.len().max(1) as f64;
     let mut element_bounds = 0.0;
     let mut absolute_sum = 0.0;
@@ -286,19 +329,25 @@ pub fn bce_with_logits_mean_backward(
     let u = model.unit_roundoff;
     let n = logits.len().max(1) as f64;
     let mut out = Array1::zeros(logits.len());
-    Zip::from(&mut out).and(logits).and(labels).for_each(|o, &z, &y| {
-        if !(z.is_finite() && y.is_finite() && grad_output.is_finite()) {
-            return;
-        }
-        let e = (-z.abs()).exp();
-        let sigma = crate::reference::sigmoid(z);
-        let eps_sigma = model.divide + u + model.exp * e / (1.0 + e) + if z < 0.0 { model.exp } else { 0.0 };
-        let d = sigma - y;
-        let g = d * grad_output / n;
-        *o = grad_output.abs() * (eps_sigma * sigma + 2.0 * u * d.abs()) / n
-            + model.divide * g.abs()
-            + grad_output.abs() * model.underflow / n;
-    });
+    Zip::from(&mut out)
+        .and(logits)
+        .and(labels)
+        .for_each(|o, &z, &y| {
+            if !(z.is_finite() && y.is_finite() && grad_output.is_finite()) {
+                return;
+            }
+            let e = (-z.abs()).exp();
+            let sigma = crate::reference::sigmoid(z);
+            let eps_sigma = model.divide
+                + u
+                + model.exp * e / (1.0 + e)
+                + if z < 0.0 { model.exp } else { 0.0 };
+            let d = sigma - y;
+            let g = d * grad_output / n;
+            *o = grad_output.abs() * (eps_sigma * sigma + 2.0 * u * d.abs()) / n
+                + model.divide * g.abs()
+                + grad_output.abs() * model.underflow / n;
+        });
     out
 }
 

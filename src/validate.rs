@@ -15,7 +15,9 @@ pub fn rows_op<T>(op: &'static str, x: ArrayView2<'_, T>) -> Result<()> {
     if cols == 0 {
         return Err(Error::EmptyInput {
             op,
-            detail: format!("rows of length 0 (shape [{rows}, 0]): the row reduction has no identity"),
+            detail: format!(
+                "rows of length 0 (shape [{rows}, 0]): the row reduction has no identity"
+            ),
         });
     }
     fits_kernel_index(op, "row length", cols)?;
@@ -25,11 +27,19 @@ pub fn rows_op<T>(op: &'static str, x: ArrayView2<'_, T>) -> Result<()> {
 }
 
 /// A mean loss over `n` pairs: equal lengths and `n ≥ 1` (the mean of nothing is undefined).
-pub fn mean_loss<T>(op: &'static str, logits: ArrayView1<'_, T>, labels: ArrayView1<'_, T>) -> Result<()> {
+pub fn mean_loss<T>(
+    op: &'static str,
+    logits: ArrayView1<'_, T>,
+    labels: ArrayView1<'_, T>,
+) -> Result<()> {
     if logits.len() != labels.len() {
         return Err(Error::ShapeMismatch {
             op,
-            detail: format!("logits [{}] vs labels [{}]: lengths must be equal", logits.len(), labels.len()),
+            detail: format!(
+                "logits [{}] vs labels [{}]: lengths must be equal",
+                logits.len(),
+                labels.len()
+            ),
         });
     }
     if logits.is_empty() {

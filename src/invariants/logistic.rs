@@ -23,14 +23,20 @@ fn label_mean_and_entropy_slack<T: Scalar>(labels: ArrayView1<'_, T>) -> (f64, f
     let mean = labels.iter().map(|v| v.widen()).sum::<f64>() / n.max(1) as f64;
     let g = tolerance::gamma(n + 8, f64::EPSILON / 2.0).unwrap_or(f64::INFINITY);
     let log_size = |q: f64| if q > 0.0 { q.ln().abs() } else { 0.0 };
-    (mean, 2.0 * g * (1.0 + log_size(mean) + log_size(1.0 - mean)))
+    (
+        mean,
+        2.0 * g * (1.0 + log_size(mean) + log_size(1.0 - mean)),
+    )
 }
 
 /// Zero logits give ln 2 for every label vector, hard or soft (THEORY.md A1 (a), (d)(i)):
 /// `ℓ(0, y) = max(0,0) − 0·y + log1p(e^0) = ln 2` exactly, so the mean is ln 2. Bound:
 /// [`tolerance::bce_with_logits_mean`] at `z = 0` in `T`'s arithmetic (it also covers a
 /// non-exact `exp(0)`, which the spec's 3-ulp `exp` allows).
-pub fn zero_logits_give_ln_two<T: Scalar>(backend: &impl Backend<T>, labels: ArrayView1<'_, T>) -> TestCaseResult {
+pub fn zero_logits_give_ln_two<T: Scalar>(
+    backend: &impl Backend<T>,
+    labels: ArrayView1<'_, T>,
+) -> TestCaseResult {
     let logits = Array1::<T>::zeros(labels.len());
     let loss_nats = backend.bce_with_logits_mean(logits.view(), labels)?.widen();
     let bound = tolerance::bce_with_logits_mean(
@@ -86,7 +92,10 @@ pub fn constant_logit_loss_is_at_least_label_entropy<T: Scalar>(
 /// with `|ĉ − c*| ≤ u_T|c*| + γ_{n+4}(u64)(1 + |c*|)/min(p̄, 1 − p̄)` (rounding to `T`, and the
 /// f64 evaluation of `ln(p̄/(1 − p̄))`). For `p̄ ∈ {0, 1}` the infimum is not attained and there is
 /// nothing to assert.
-pub fn label_prior_logit_attains_label_entropy<T: Scalar>(backend: &impl Backend<T>, labels: ArrayView1<'_, T>) -> TestCaseResult {
+pub fn label_prior_logit_attains_label_entropy<T: Scalar>(
+    backend: &impl Backend<T>,
+    labels: ArrayView1<'_, T>,
+) -> TestCaseResult {
     let (mean, slack) = label_mean_and_entropy_slack(labels);
     if mean <= 0.0 || mean >= 1.0 {
         return Ok(());
@@ -95,7 +104,8 @@ pub fn label_prior_logit_attains_label_entropy<T: Scalar>(backend: &impl Backend
     let logit = T::narrow(exact_logit);
     let n = labels.len();
     let g = tolerance::gamma(n + 4, f64::EPSILON / 2.0).unwrap_or(f64::INFINITY);
-    let logit_error = T::UNIT_ROUNDOFF * exact_logit.abs() + g * (1.0 + exact_logit.abs()) / mean.min(1.0 - mean);
+    let logit_error =
+        T::UNIT_ROUNDOFF * exact_logit.abs() + g * (1.0 + exact_logit.abs()) / mean.min(1.0 - mean);
     let logits = Array1::from_elem(n, logit);
     let loss_nats = backend.bce_with_logits_mean(logits.view(), labels)?.widen();
     let entropy = label_entropy_nats(mean);

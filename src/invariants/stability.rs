@@ -14,7 +14,11 @@ use crate::{Backend, Scalar};
 /// with `B` = [`tolerance::log_sum_exp_rows`] in `T`'s arithmetic. LSE has absolute condition 1 in
 /// the max-norm, so rounding `x + c` to `T` passes through once (`u·max|x_i + c|`). Rows that
 /// are not all finite are not generated.
-pub fn log_sum_exp_is_shift_invariant<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>, c: i32) -> TestCaseResult {
+pub fn log_sum_exp_is_shift_invariant<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    c: i32,
+) -> TestCaseResult {
     let shift = f64::from(c);
     let shifted = x.mapv(|v| T::narrow(v.widen() + shift));
     let lse = backend.log_sum_exp_rows(x)?;
@@ -26,8 +30,12 @@ pub fn log_sum_exp_is_shift_invariant<T: Scalar>(backend: &impl Backend<T>, x: A
     let bound_x = tolerance::log_sum_exp_rows(x64.view(), &model);
     let bound_shifted = tolerance::log_sum_exp_rows(shifted64.view(), &model);
     for r in 0..x.nrows() {
-        let max_shifted = shifted64.row(r).iter().fold(0.0f64, |m, v| m.max((v).abs()));
-        let bound = bound_shifted[r] + bound_x[r] + u * max_shifted + u * (lse[r].widen() + shift).abs();
+        let max_shifted = shifted64
+            .row(r)
+            .iter()
+            .fold(0.0f64, |m, v| m.max((v).abs()));
+        let bound =
+            bound_shifted[r] + bound_x[r] + u * max_shifted + u * (lse[r].widen() + shift).abs();
         let diff = (lse_shifted[r].widen() - shift - lse[r].widen()).abs();
         prop_assert!(
             diff <= bound,
@@ -46,7 +54,10 @@ pub fn log_sum_exp_is_shift_invariant<T: Scalar>(backend: &impl Backend<T>, x: A
 /// LSÊ ≤ max x + ln n + B(x)
 /// ```
 /// with `B` = [`tolerance::log_sum_exp_rows`] in `T`'s arithmetic.
-pub fn log_sum_exp_lies_between_max_and_max_plus_ln_n<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> TestCaseResult {
+pub fn log_sum_exp_lies_between_max_and_max_plus_ln_n<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> TestCaseResult {
     let lse = backend.log_sum_exp_rows(x)?;
     let x64 = x.mapv(Scalar::widen);
     let bound = tolerance::log_sum_exp_rows(x64.view(), &ArithModel::of::<T>());
@@ -54,8 +65,18 @@ pub fn log_sum_exp_lies_between_max_and_max_plus_ln_n<T: Scalar>(backend: &impl 
     for (r, row) in x64.rows().into_iter().enumerate() {
         let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
         let value = lse[r].widen();
-        prop_assert!(value.is_finite(), "{}<{}>: LSE of finite row {r} is {value}", backend.name(), T::NAME);
-        prop_assert!(value >= max, "{}<{}>: LSE {value:e} < max {max:e} in row {r}", backend.name(), T::NAME);
+        prop_assert!(
+            value.is_finite(),
+            "{}<{}>: LSE of finite row {r} is {value}",
+            backend.name(),
+            T::NAME
+        );
+        prop_assert!(
+            value >= max,
+            "{}<{}>: LSE {value:e} < max {max:e} in row {r}",
+            backend.name(),
+            T::NAME
+        );
         let upper = max + n.ln() + bound[r];
         prop_assert!(
             value <= upper,
@@ -73,13 +94,17 @@ pub fn log_sum_exp_lies_between_max_and_max_plus_ln_n<T: Scalar>(backend: &impl 
 /// ```
 /// with `B_j` = [`tolerance::softmax_rows`] in `T`'s arithmetic (the sum of the per-entry errors)
 /// and the last term for summing the entries in f64 here.
-pub fn softmax_rows_sum_to_one<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> TestCaseResult {
+pub fn softmax_rows_sum_to_one<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> TestCaseResult {
     let g = backend.softmax_rows(x)?;
     let model = ArithModel::of::<T>();
     let x64 = x.mapv(Scalar::widen);
     let bound = tolerance::softmax_rows(x64.view(), &model);
     let n = x.ncols();
-    let summation = tolerance::gamma(n.saturating_sub(1), f64::EPSILON / 2.0).unwrap_or(f64::INFINITY);
+    let summation =
+        tolerance::gamma(n.saturating_sub(1), f64::EPSILON / 2.0).unwrap_or(f64::INFINITY);
     for (r, row) in g.rows().into_iter().enumerate() {
         let mut sum = 0.0;
         for (j, &v) in row.iter().enumerate() {

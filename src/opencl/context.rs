@@ -28,16 +28,24 @@ fn is_gpu(device: &Device) -> bool {
 
 /// Every `(platform, device, "platform / device")` the loader reports.
 fn list_devices() -> Result<Vec<(Platform, Device, String)>> {
-    let ids = ocl::core::get_platform_ids().map_err(|e| Error::NoPlatform { detail: e.to_string() })?;
+    let ids = ocl::core::get_platform_ids().map_err(|e| Error::NoPlatform {
+        detail: e.to_string(),
+    })?;
     if ids.is_empty() {
-        return Err(Error::NoPlatform { detail: "the OpenCL loader lists no platform".to_string() });
+        return Err(Error::NoPlatform {
+            detail: "the OpenCL loader lists no platform".to_string(),
+        });
     }
     let mut found = Vec::new();
     for platform in Platform::list_from_core(ids) {
-        let platform_name = platform.name().unwrap_or_else(|e| format!("<unnamed platform: {e}>"));
+        let platform_name = platform
+            .name()
+            .unwrap_or_else(|e| format!("<unnamed platform: {e}>"));
         // A platform that fails to list devices is skipped; it cannot be chosen.
         for device in Device::list_all(platform).unwrap_or_default() {
-            let device_name = device.name().unwrap_or_else(|e| format!("<unnamed device: {e}>"));
+            let device_name = device
+                .name()
+                .unwrap_or_else(|e| format!("<unnamed device: {e}>"));
             let label = format!("{platform_name} / {device_name}");
             found.push((platform, device, label));
         }
@@ -52,7 +60,11 @@ pub(crate) fn open(filter: Option<&str>) -> Result<DeviceContext> {
     let wanted = filter.map(str::to_lowercase);
     let candidates: Vec<_> = all
         .iter()
-        .filter(|(_, _, label)| wanted.as_ref().is_none_or(|w| label.to_lowercase().contains(w.as_str())))
+        .filter(|(_, _, label)| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| label.to_lowercase().contains(w.as_str()))
+        })
         .collect();
     let chosen = candidates
         .iter()
@@ -63,7 +75,10 @@ pub(crate) fn open(filter: Option<&str>) -> Result<DeviceContext> {
             available: if all.is_empty() {
                 "none".to_string()
             } else {
-                all.iter().map(|(_, _, l)| l.as_str()).collect::<Vec<_>>().join("; ")
+                all.iter()
+                    .map(|(_, _, l)| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
             },
         })?;
     let (platform, device, _) = *chosen;
@@ -74,12 +89,15 @@ pub(crate) fn open(filter: Option<&str>) -> Result<DeviceContext> {
         .devices(*device)
         .build()
         .map_err(|e| Error::opencl("creating the context", e))?;
-    let queue = Queue::new(&context, *device, None).map_err(|e| Error::opencl("creating the queue", e))?;
+    let queue =
+        Queue::new(&context, *device, None).map_err(|e| Error::opencl("creating the queue", e))?;
     let extensions = device
         .info(DeviceInfo::Extensions)
         .map(|e| e.to_string())
         .unwrap_or_default();
-    let max_work_group_size = device.max_wg_size().map_err(|e| Error::opencl("querying max work-group size", e))?;
+    let max_work_group_size = device
+        .max_wg_size()
+        .map_err(|e| Error::opencl("querying max work-group size", e))?;
     Ok(DeviceContext {
         platform_name,
         device_name,

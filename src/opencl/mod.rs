@@ -41,7 +41,9 @@ pub struct OpenCl {
 
 impl std::fmt::Debug for OpenCl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenCl").field("device", &self.device_label()).finish()
+        f.debug_struct("OpenCl")
+            .field("device", &self.device_label())
+            .finish()
     }
 }
 
@@ -53,7 +55,9 @@ impl OpenCl {
     pub fn new() -> Result<Self> {
         DEFAULT_DEVICE
             .get_or_init(|| {
-                let filter = std::env::var(DEVICE_ENV).ok().filter(|s| !s.trim().is_empty());
+                let filter = std::env::var(DEVICE_ENV)
+                    .ok()
+                    .filter(|s| !s.trim().is_empty());
                 Self::open(filter.as_deref())
             })
             .clone()
@@ -64,7 +68,9 @@ impl OpenCl {
     /// are built again; prefer [`OpenCl::new`].
     pub fn open(filter: Option<&str>) -> Result<Self> {
         let device = context::open(filter)?;
-        let cap = device.max_work_group_size.clamp(1, PREFERRED_ROW_WORK_GROUP);
+        let cap = device
+            .max_work_group_size
+            .clamp(1, PREFERRED_ROW_WORK_GROUP);
         let row_work_group = 1usize << cap.ilog2(); // largest power of two ≤ cap
         Ok(OpenCl {
             shared: Arc::new(Shared {
@@ -78,7 +84,10 @@ impl OpenCl {
 
     /// `"platform / device"`, e.g. `"Portable Computing Language / pthread-…"`.
     pub fn device_label(&self) -> String {
-        format!("{} / {}", self.shared.device.platform_name, self.shared.device.device_name)
+        format!(
+            "{} / {}",
+            self.shared.device.platform_name, self.shared.device.device_name
+        )
     }
 
     /// Whether the device reports `cl_khr_fp64` (f64 ops are `Unsupported` otherwise).
@@ -100,7 +109,12 @@ impl OpenCl {
     /// that a failed build reports its log, e.g. with `-D ROW_WG=` left empty).
     pub fn build_uncached<T: Scalar>(&self, extra_options: &str) -> Result<()> {
         self.check_scalar::<T>("build_uncached")?;
-        program::build::<T>(&self.shared.device, self.shared.row_work_group, extra_options).map(|_| ())
+        program::build::<T>(
+            &self.shared.device,
+            self.shared.row_work_group,
+            extra_options,
+        )
+        .map(|_| ())
     }
 
     fn check_scalar<T: Scalar>(&self, op: &'static str) -> Result<()> {
@@ -133,7 +147,9 @@ impl OpenCl {
             .len(data.len())
             .copy_host_slice(data)
             .build()
-            .map_err(|e| Error::opencl(format!("allocating and writing {} elements", data.len()), e))
+            .map_err(|e| {
+                Error::opencl(format!("allocating and writing {} elements", data.len()), e)
+            })
     }
 
     fn allocate<T: Scalar>(&self, len: usize) -> Result<Buffer<T>> {
@@ -147,17 +163,31 @@ impl OpenCl {
 
     fn download<T: Scalar>(&self, buffer: &Buffer<T>, len: usize) -> Result<Vec<T>> {
         let mut host = vec![T::zero(); len];
-        buffer.read(&mut host).enq().map_err(|e| Error::opencl("reading back a result", e))?;
+        buffer
+            .read(&mut host)
+            .enq()
+            .map_err(|e| Error::opencl("reading back a result", e))?;
         Ok(host)
     }
 
-    fn kernel<'b>(&self, program: &'b Program, name: &'static str) -> ocl::builders::KernelBuilder<'b> {
+    fn kernel<'b>(
+        &self,
+        program: &'b Program,
+        name: &'static str,
+    ) -> ocl::builders::KernelBuilder<'b> {
         let mut builder = Kernel::builder();
-        builder.program(program).name(name).queue(self.shared.device.queue.clone());
+        builder
+            .program(program)
+            .name(name)
+            .queue(self.shared.device.queue.clone());
         builder
     }
 
-    fn enqueue(&self, kernel: std::result::Result<Kernel, ocl::Error>, name: &'static str) -> Result<()> {
+    fn enqueue(
+        &self,
+        kernel: std::result::Result<Kernel, ocl::Error>,
+        name: &'static str,
+    ) -> Result<()> {
         let kernel = kernel.map_err(|e| Error::opencl(format!("creating kernel {name}"), e))?;
         // SAFETY: every kernel in opencl/*.cl is launched with the argument list of its
         // signature (checked by the builder's types and names above), each buffer holds at least
@@ -234,10 +264,15 @@ impl<T: Scalar> Backend<T> for OpenCl {
 
     fn log_softmax_rows(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
         let data = self.row_kernel("log_softmax_rows", x, x.ncols())?;
-        Array2::from_shape_vec(x.dim(), data).map_err(|e| Error::opencl("shaping log_softmax_rows", e))
+        Array2::from_shape_vec(x.dim(), data)
+            .map_err(|e| Error::opencl("shaping log_softmax_rows", e))
     }
 
-    fn bce_with_logits_mean(&self, logits: ArrayView1<'_, T>, labels: ArrayView1<'_, T>) -> Result<T> {
+    fn bce_with_logits_mean(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+    ) -> Result<T> {
         const OP: &str = "bce_with_logits_mean";
         validate::mean_loss(OP, logits, labels)?;
         let program = self.program::<T>(OP)?;
@@ -271,7 +306,9 @@ impl<T: Scalar> Backend<T> for OpenCl {
             .build();
         self.enqueue(pass2, "sum_partials_divide")?;
         let host = self.download(&out, 1)?;
-        host.first().copied().ok_or_else(|| Error::opencl(OP, "empty read-back"))
+        host.first()
+            .copied()
+            .ok_or_else(|| Error::opencl(OP, "empty read-back"))
     }
 
     fn bce_with_logits_mean_backward(

@@ -14,7 +14,11 @@ pub const SOURCES: &[(&str, &str)] = &[
 
 /// The whole program text: every source in order.
 pub fn source() -> String {
-    SOURCES.iter().map(|(_, s)| *s).collect::<Vec<_>>().join("\n")
+    SOURCES
+        .iter()
+        .map(|(_, s)| *s)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Conformance build options for `T`: no relaxed math, no `mad`, FP_CONTRACT off (in the
@@ -29,12 +33,22 @@ pub fn options<T: Scalar>(row_work_group: usize) -> String {
 
 /// Build the program for `T` with `extra` options appended. On failure the error carries the
 /// compiler's build log.
-pub(crate) fn build<T: Scalar>(device: &DeviceContext, row_work_group: usize, extra: &str) -> Result<Program> {
-    let options = format!("{} {extra}", options::<T>(row_work_group)).trim().to_string();
+pub(crate) fn build<T: Scalar>(
+    device: &DeviceContext,
+    row_work_group: usize,
+    extra: &str,
+) -> Result<Program> {
+    let options = format!("{} {extra}", options::<T>(row_work_group))
+        .trim()
+        .to_string();
     Program::builder()
         .devices(device.device)
         .src(source())
         .cmplr_opt(options.clone())
         .build(&device.context)
-        .map_err(|e| Error::ProgramBuild { scalar: T::NAME, options, log: e.to_string() })
+        .map_err(|e| Error::ProgramBuild {
+            scalar: T::NAME,
+            options,
+            log: e.to_string(),
+        })
 }

@@ -29,7 +29,10 @@ pub fn bce_with_logits_element<T: Float>(z: T, y: T) -> T {
 /// Bound: [`crate::tolerance::bce_with_logits_mean`]. Errors: `ShapeMismatch` for unequal
 /// lengths, `EmptyInput` for `n = 0`. NaN in either input gives NaN; `z = ±∞` follows IEEE
 /// (`ℓ(+∞, y<1) = +∞`, `ℓ(+∞, 1) = NaN` from `∞ − ∞`).
-pub fn bce_with_logits_mean<T: Float>(logits: ArrayView1<'_, T>, labels: ArrayView1<'_, T>) -> Result<T> {
+pub fn bce_with_logits_mean<T: Float>(
+    logits: ArrayView1<'_, T>,
+    labels: ArrayView1<'_, T>,
+) -> Result<T> {
     validate::mean_loss("bce_with_logits_mean", logits, labels)?;
     let mut sum = T::zero();
     for (&z, &y) in logits.iter().zip(labels.iter()) {
@@ -82,23 +85,29 @@ mod tests {
 
     #[test]
     fn bce_at_zero_logits_is_ln_two() {
-        let loss = bce_with_logits_mean(array![0.0f64, 0.0, 0.0].view(), array![0.0, 1.0, 0.3].view())
-            .expect("valid");
+        let loss = bce_with_logits_mean(
+            array![0.0f64, 0.0, 0.0].view(),
+            array![0.0, 1.0, 0.3].view(),
+        )
+        .expect("valid");
         assert!((loss - std::f64::consts::LN_2).abs() <= 2.0 * f64::EPSILON);
     }
 
     #[test]
     fn bce_values_from_theory_a3() {
         // BCEWithLogits(17, 0) = 17 + log1p(e^-17); at z = ±1e30, y = 0.3: 7e29 and 3e29.
-        assert!((bce_with_logits_element(17.0f64, 0.0) - (17.0 + (-17f64).exp().ln_1p())).abs() < 1e-14);
+        assert!(
+            (bce_with_logits_element(17.0f64, 0.0) - (17.0 + (-17f64).exp().ln_1p())).abs() < 1e-14
+        );
         assert!((bce_with_logits_element(1e30f32, 0.3) - 7e29).abs() <= 7e29 * 1e-6);
         assert!((bce_with_logits_element(-1e30f32, 0.3) - 3e29).abs() <= 3e29 * 1e-6);
     }
 
     #[test]
     fn gradient_is_sigmoid_minus_label_over_n() {
-        let g = bce_with_logits_mean_backward(array![0.0f64, 2.0].view(), array![1.0, 0.0].view(), 1.0)
-            .expect("valid");
+        let g =
+            bce_with_logits_mean_backward(array![0.0f64, 2.0].view(), array![1.0, 0.0].view(), 1.0)
+                .expect("valid");
         assert!((g[0] - (-0.25)).abs() < 1e-16);
         assert!((g[1] - 1.0 / (1.0 + (-2f64).exp()) / 2.0).abs() < 1e-16);
     }

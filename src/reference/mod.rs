@@ -8,7 +8,9 @@
 mod losses;
 mod ops;
 
-pub use losses::{bce_with_logits_element, bce_with_logits_mean, bce_with_logits_mean_backward, sigmoid};
+pub use losses::{
+    bce_with_logits_element, bce_with_logits_mean, bce_with_logits_mean_backward, sigmoid,
+};
 pub use ops::{log_softmax_rows, log_sum_exp_rows, softmax_rows};
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
@@ -32,7 +34,11 @@ impl<T: Scalar> Backend<T> for Reference {
     fn log_softmax_rows(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
         log_softmax_rows(x)
     }
-    fn bce_with_logits_mean(&self, logits: ArrayView1<'_, T>, labels: ArrayView1<'_, T>) -> Result<T> {
+    fn bce_with_logits_mean(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+    ) -> Result<T> {
         bce_with_logits_mean(logits, labels)
     }
     fn bce_with_logits_mean_backward(

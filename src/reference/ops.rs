@@ -171,7 +171,10 @@ mod tests {
     #[test]
     fn empty_rows_are_an_error_and_zero_rows_are_empty() {
         let x = Array2::<f64>::zeros((3, 0));
-        assert!(matches!(log_sum_exp_rows(x.view()), Err(crate::Error::EmptyInput { .. })));
+        assert!(matches!(
+            log_sum_exp_rows(x.view()),
+            Err(crate::Error::EmptyInput { .. })
+        ));
         let y = Array2::<f64>::zeros((0, 4));
         assert_eq!(softmax_rows(y.view()).expect("valid").dim(), (0, 4));
     }

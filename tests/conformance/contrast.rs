@@ -33,12 +33,18 @@ fn theory_examples_naive_vs_stable() {
 }
 
 fn row_with_large_entry() -> impl Strategy<Value = (Vec<f32>, f32)> {
-    (1usize..=300).prop_flat_map(|n| (proptest::collection::vec(-10.0f32..=10.0, n), 0..n, 88.73f32..=1e4)).prop_map(
-        |(mut row, i, big)| {
+    (1usize..=300)
+        .prop_flat_map(|n| {
+            (
+                proptest::collection::vec(-10.0f32..=10.0, n),
+                0..n,
+                88.73f32..=1e4,
+            )
+        })
+        .prop_map(|(mut row, i, big)| {
             row[i] = big;
             (row, big)
-        },
-    )
+        })
 }
 
 proptest! {

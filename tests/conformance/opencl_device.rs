@@ -7,23 +7,40 @@ use ndarray::array;
 
 #[test]
 fn programs_are_built_once_per_scalar_type() {
-    let Some(backend) = obtain("opencl_device::programs_are_built_once_per_scalar_type", default_opencl()) else {
+    let Some(backend) = obtain(
+        "opencl_device::programs_are_built_once_per_scalar_type",
+        default_opencl(),
+    ) else {
         return;
     };
     for _ in 0..3 {
-        Backend::<f32>::log_sum_exp_rows(&backend, array![[1.0f32, 2.0]].view()).expect("valid input");
-        Backend::<f32>::bce_with_logits_mean(&backend, array![1.0f32].view(), array![0.0f32].view()).expect("valid");
+        Backend::<f32>::log_sum_exp_rows(&backend, array![[1.0f32, 2.0]].view())
+            .expect("valid input");
+        Backend::<f32>::bce_with_logits_mean(
+            &backend,
+            array![1.0f32].view(),
+            array![0.0f32].view(),
+        )
+        .expect("valid");
         if backend.has_fp64() {
-            Backend::<f64>::softmax_rows(&backend, array![[1.0f64, 2.0]].view()).expect("valid input");
+            Backend::<f64>::softmax_rows(&backend, array![[1.0f64, 2.0]].view())
+                .expect("valid input");
         }
     }
     let expected = if backend.has_fp64() { 2 } else { 1 };
-    assert_eq!(backend.program_builds(), expected, "one program per scalar type per process");
+    assert_eq!(
+        backend.program_builds(),
+        expected,
+        "one program per scalar type per process"
+    );
 }
 
 #[test]
 fn a_failing_build_reports_its_log() {
-    let Some(backend) = obtain("opencl_device::a_failing_build_reports_its_log", default_opencl()) else {
+    let Some(backend) = obtain(
+        "opencl_device::a_failing_build_reports_its_log",
+        default_opencl(),
+    ) else {
         return;
     };
     // An undefined identifier injected through a define: the compiler must reject it.
@@ -31,10 +48,17 @@ fn a_failing_build_reports_its_log() {
         .build_uncached::<f32>("-D ROW_WG=no_such_identifier")
         .expect_err("the broken define must fail the build");
     match &error {
-        Error::ProgramBuild { scalar, options, log } => {
+        Error::ProgramBuild {
+            scalar,
+            options,
+            log,
+        } => {
             assert_eq!(*scalar, "f32");
             assert!(options.contains("no_such_identifier"));
-            assert!(log.contains("no_such_identifier"), "the build log names the culprit: {log}");
+            assert!(
+                log.contains("no_such_identifier"),
+                "the build log names the culprit: {log}"
+            );
         }
         other => panic!("expected ProgramBuild, got {other:?}"),
     }
@@ -45,7 +69,10 @@ fn an_unmatched_device_filter_is_a_typed_error() {
     match OpenCl::open(Some("no-such-device-d5e1c")) {
         Err(Error::NoDevice { wanted, .. }) => assert_eq!(wanted, "no-such-device-d5e1c"),
         Err(Error::NoPlatform { .. }) if !mloracle::harness::backend_required() => {
-            mloracle::harness::skip("opencl_device::an_unmatched_device_filter_is_a_typed_error", "no OpenCL platform")
+            mloracle::harness::skip(
+                "opencl_device::an_unmatched_device_filter_is_a_typed_error",
+                "no OpenCL platform",
+            )
         }
         other => panic!("expected NoDevice, got {other:?}"),
     }
@@ -53,7 +80,10 @@ fn an_unmatched_device_filter_is_a_typed_error() {
 
 #[test]
 fn f64_without_fp64_is_unsupported_not_wrong() {
-    let Some(backend) = obtain("opencl_device::f64_without_fp64_is_unsupported_not_wrong", default_opencl()) else {
+    let Some(backend) = obtain(
+        "opencl_device::f64_without_fp64_is_unsupported_not_wrong",
+        default_opencl(),
+    ) else {
         return;
     };
     let result = Backend::<f64>::log_sum_exp_rows(&backend, array![[0.0f64, 0.0]].view());
@@ -61,6 +91,9 @@ fn f64_without_fp64_is_unsupported_not_wrong() {
         let lse = result.expect("fp64 device computes f64");
         assert!((lse[0] - std::f64::consts::LN_2).abs() < 1e-15);
     } else {
-        assert!(matches!(result, Err(Error::Unsupported { scalar: "f64", .. })));
+        assert!(matches!(
+            result,
+            Err(Error::Unsupported { scalar: "f64", .. })
+        ));
     }
 }
