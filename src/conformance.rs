@@ -61,7 +61,7 @@ impl fmt::Display for CheckFailure {
 impl std::error::Error for CheckFailure {}
 
 /// Outcome of one check.
-pub type CheckResult = Result<Agreement, CheckFailure>;
+pub type CheckResult = Result<Agreement, Box<CheckFailure>>;
 
 fn subject<T: Scalar>(op: &str, backend: &impl Backend<T>) -> Subject {
     Subject {
@@ -74,14 +74,14 @@ fn subject<T: Scalar>(op: &str, backend: &impl Backend<T>) -> Subject {
 fn backend_error<T: Scalar>(
     op: &str,
     backend: &impl Backend<T>,
-) -> impl FnOnce(Error) -> CheckFailure {
+) -> impl FnOnce(Error) -> Box<CheckFailure> {
     let context = format!("{op} on {}<{}> (valid input)", backend.name(), T::NAME);
-    move |error| CheckFailure::Backend { context, error }
+    move |error| Box::new(CheckFailure::Backend { context, error })
 }
 
-fn reference_error(op: &str) -> impl FnOnce(Error) -> CheckFailure {
+fn reference_error(op: &str) -> impl FnOnce(Error) -> Box<CheckFailure> {
     let context = format!("{op} on reference<f64> (valid input)");
-    move |error| CheckFailure::Backend { context, error }
+    move |error| Box::new(CheckFailure::Backend { context, error })
 }
 
 fn widen2<T: Scalar>(x: ArrayView2<'_, T>) -> Array2<f64> {
@@ -138,7 +138,7 @@ pub fn check_log_sum_exp_rows<T: Scalar>(
         bound.view().into_dyn(),
         &context,
     )
-    .map_err(CheckFailure::Mismatch)
+    .map_err(|m| Box::new(CheckFailure::Mismatch(m)))
 }
 
 /// Row-wise softmax vs the f64 reference within [`tolerance::softmax_rows`] (both sides).
@@ -166,7 +166,7 @@ pub fn check_softmax_rows<T: Scalar>(
         bound.view().into_dyn(),
         &context,
     )
-    .map_err(CheckFailure::Mismatch)
+    .map_err(|m| Box::new(CheckFailure::Mismatch(m)))
 }
 
 /// Row-wise log-softmax vs the f64 reference within [`tolerance::log_softmax_rows`].
@@ -194,7 +194,7 @@ pub fn check_log_softmax_rows<T: Scalar>(
         bound.view().into_dyn(),
         &context,
     )
-    .map_err(CheckFailure::Mismatch)
+    .map_err(|m| Box::new(CheckFailure::Mismatch(m)))
 }
 
 fn pair_context(z: &Array1<f64>, y: &Array1<f64>) -> String {
@@ -229,7 +229,7 @@ pub fn check_bce_with_logits_mean<T: Scalar>(
         ndarray::arr0(bound).view().into_dyn(),
         &|_| context.clone(),
     )
-    .map_err(CheckFailure::Mismatch)
+    .map_err(|m| Box::new(CheckFailure::Mismatch(m)))
 }
 
 /// Gradient of mean BCE-with-logits vs the f64 reference within
@@ -268,7 +268,7 @@ pub fn check_bce_with_logits_mean_backward<T: Scalar>(
             )
         },
     )
-    .map_err(CheckFailure::Mismatch)
+    .map_err(|m| Box::new(CheckFailure::Mismatch(m)))
 }
 
 /// [`check_log_sum_exp_rows`] as a proptest property.
@@ -326,7 +326,7 @@ pub fn bce_with_logits_mean_backward_matches_reference<T: Scalar>(
 
 /// Same error on invalid input: a backend must return the same error as the reference (same
 /// variant and fields) for empty rows, zero-length losses and length mismatches, for every op.
-pub fn errors_match_reference<T: Scalar>(backend: &impl Backend<T>) -> Result<usize, CheckFailure> {
+pub fn errors_match_reference<T: Scalar>(backend: &impl Backend<T>) -> Result<usize, Box<CheckFailure>> {
     let reference = reference::Reference;
     let mut checked = 0;
     let mut parity = |op: &'static str,
@@ -346,12 +346,12 @@ pub fn errors_match_reference<T: Scalar>(backend: &impl Backend<T>) -> Result<us
         if same {
             Ok(())
         } else {
-            Err(CheckFailure::ErrorParity {
+            Err(Box::new(CheckFailure::ErrorParity {
                 op,
                 case: case.to_string(),
                 expected: format!("{expected:?}"),
                 actual: format!("{actual:?}"),
-            })
+            }))
         }
     };
     let empty_rows = Array2::<T>::zeros((3, 0));

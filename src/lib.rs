@@ -1,7 +1,7 @@
 //! # mloracle
 //!
 //! A property-based numerical test oracle for machine learning. A deliberately simple
-//! **reference implementation** ([`reference`], `ndarray`, generic over `num_traits::Float`) is
+//! **reference implementation** ([`reference`](mod@reference), `ndarray`, generic over `num_traits::Float`) is
 //! run against an **OpenCL implementation** (`opencl`, behind the default `opencl` feature) or
 //! any third-party [`Backend`]. Property tests compare the two within error bounds derived from
 //! floating-point analysis ([`tolerance`]) and assert the invariants that explain real training

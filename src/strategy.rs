@@ -37,7 +37,8 @@ pub fn long_length() -> impl Strategy<Value = usize> {
 }
 
 /// One row of `len` finite values of one of several kinds: uniform at a scale from
-/// [`ROW_SCALES`]; all equal; one dominant entry; a mix of [`EDGE_VALUES`] and small values.
+/// [`ROW_SCALES`]; all equal; one dominant entry; a mix of [`EDGE_VALUES`] and small values; a
+/// max near 0 over a far tail.
 pub fn row_values(len: usize) -> BoxedStrategy<Vec<f64>> {
     prop_oneof![
         4 => prop::sample::select(ROW_SCALES).prop_flat_map(move |s| vec(-s..=s, len)),
@@ -48,6 +49,12 @@ pub fn row_values(len: usize) -> BoxedStrategy<Vec<f64>> {
                 v
             }),
         1 => vec(prop_oneof![prop::sample::select(EDGE_VALUES), -1.0f64..=1.0], len),
+        // Max near 0 and every other entry far below: LSE = log1p(s) with tiny s, where
+        // `log(1 + s)` and `log1p(s)` differ (THEORY.md A0, A4).
+        1 => (vec(-60.0f64..=-16.0, len), 0..len, -1.0f64..=1.0).prop_map(|(mut v, i, top)| {
+            v[i] = top;
+            v
+        }),
     ]
     .boxed()
 }

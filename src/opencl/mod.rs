@@ -208,22 +208,118 @@ impl OpenCl {
         if rows == 0 {
             return Ok(Vec::new());
         }
+        let input = self.upload_buffer(&contiguous(&x))?;
+        let output = self.zeros_buffer::<T>(rows * out_cols)?;
+        self.enqueue_row_kernel(name, &input, rows, cols, &output)?;
+        self.download(&output.buffer, rows * out_cols)
+    }
+
+    /// Enqueue one of the row kernels (`log_sum_exp_rows`, `softmax_rows`, `log_softmax_rows`)
+    /// on device buffers: `input` holds `rows × cols` row-major, `output` `rows` (LSE) or
+    /// `rows × cols` elements. Does not wait: call [`OpenCl::finish`]. Used by the benches to
+    /// time kernels without transfers.
+    pub fn enqueue_row_kernel<T: Scalar>(
+        &self,
+        name: &'static str,
+        input: &DeviceBuffer<T>,
+        rows: usize,
+        cols: usize,
+        output: &DeviceBuffer<T>,
+    ) -> Result<()> {
+        let out_len = match name {
+            "log_sum_exp_rows" => rows,
+            "softmax_rows" | "log_softmax_rows" => rows * cols,
+            _ => {
+                return Err(Error::InvalidParameter {
+                    op: "enqueue_row_kernel",
+                    name: "name",
+                    value: name.to_string(),
+                    reason: "one of log_sum_exp_rows, softmax_rows, log_softmax_rows".to_string(),
+                })
+            }
+        };
+        if cols == 0 || input.len < rows * cols || output.len < out_len {
+            return Err(Error::ShapeMismatch {
+                op: name,
+                detail: format!(
+                    "buffers of {} and {} elements for a [{rows}, {cols}] input",
+                    input.len, output.len
+                ),
+            });
+        }
         let program = self.program::<T>(name)?;
-        let input = self.upload(&contiguous(&x))?;
-        let output = self.allocate::<T>(rows * out_cols)?;
         let (row_count, col_count) = (to_u32(name, rows)?, to_u32(name, cols)?);
         let wg = self.shared.row_work_group;
         let kernel = self
             .kernel(&program, name)
             .global_work_size(rows * wg)
             .local_work_size(wg)
-            .arg(&input)
-            .arg(&output)
-            .arg(&row_count)
-            .arg(&col_count)
+            .arg(&input.buffer)
+            .arg(&output.buffer)
+            .arg(row_count)
+            .arg(col_count)
             .build();
-        self.enqueue(kernel, name)?;
-        self.download(&output, rows * out_cols)
+        self.enqueue(kernel, name)
+    }
+
+    /// Copy host data into a new device buffer.
+    pub fn upload_buffer<T: Scalar>(&self, data: &[T]) -> Result<DeviceBuffer<T>> {
+        if data.is_empty() {
+            return Err(Error::EmptyInput {
+                op: "upload_buffer",
+                detail: "a device buffer needs ≥ 1 element".into(),
+            });
+        }
+        Ok(DeviceBuffer {
+            buffer: self.upload(data)?,
+            len: data.len(),
+        })
+    }
+
+    /// A new device buffer of `len` elements (contents unspecified until written).
+    pub fn zeros_buffer<T: Scalar>(&self, len: usize) -> Result<DeviceBuffer<T>> {
+        if len == 0 {
+            return Err(Error::EmptyInput {
+                op: "zeros_buffer",
+                detail: "a device buffer needs ≥ 1 element".into(),
+            });
+        }
+        Ok(DeviceBuffer {
+            buffer: self.allocate(len)?,
+            len,
+        })
+    }
+
+    /// Read a device buffer back to the host (blocking).
+    pub fn read_buffer<T: Scalar>(&self, buffer: &DeviceBuffer<T>) -> Result<Vec<T>> {
+        self.download(&buffer.buffer, buffer.len)
+    }
+
+    /// Wait until every enqueued command has finished.
+    pub fn finish(&self) -> Result<()> {
+        self.shared
+            .device
+            .queue
+            .finish()
+            .map_err(|e| Error::opencl("finishing the queue", e))
+    }
+}
+
+/// A device buffer of `T` owned by the host program (for benches and device-resident work).
+pub struct DeviceBuffer<T: Scalar> {
+    buffer: Buffer<T>,
+    len: usize,
+}
+
+impl<T: Scalar> DeviceBuffer<T> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always false: empty device buffers are not created.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -292,7 +388,7 @@ impl<T: Scalar> Backend<T> for OpenCl {
             .arg(&z)
             .arg(&y)
             .arg(&partial)
-            .arg(&n32)
+            .arg(n32)
             .build();
         self.enqueue(pass1, "bce_with_logits_partial_sums")?;
         let pass2 = self
@@ -301,8 +397,8 @@ impl<T: Scalar> Backend<T> for OpenCl {
             .local_work_size(wg)
             .arg(&partial)
             .arg(&out)
-            .arg(&groups32)
-            .arg(&n32)
+            .arg(groups32)
+            .arg(n32)
             .build();
         self.enqueue(pass2, "sum_partials_divide")?;
         let host = self.download(&out, 1)?;
@@ -333,8 +429,8 @@ impl<T: Scalar> Backend<T> for OpenCl {
             .arg(&z)
             .arg(&y)
             .arg(&grad)
-            .arg(&grad_output)
-            .arg(&n32)
+            .arg(grad_output)
+            .arg(n32)
             .build();
         self.enqueue(kernel, OP)?;
         Ok(Array1::from(self.download(&grad, n)?))
