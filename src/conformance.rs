@@ -326,7 +326,9 @@ pub fn bce_with_logits_mean_backward_matches_reference<T: Scalar>(
 
 /// Same error on invalid input: a backend must return the same error as the reference (same
 /// variant and fields) for empty rows, zero-length losses and length mismatches, for every op.
-pub fn errors_match_reference<T: Scalar>(backend: &impl Backend<T>) -> Result<usize, Box<CheckFailure>> {
+pub fn errors_match_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+) -> Result<usize, Box<CheckFailure>> {
     let reference = reference::Reference;
     let mut checked = 0;
     let mut parity = |op: &'static str,

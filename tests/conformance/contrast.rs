@@ -32,6 +32,20 @@ fn theory_examples_naive_vs_stable() {
     assert!(naive_bce(16.0, 0.0).is_finite());
 }
 
+/// The OpenCL device, obtained once for this module (one SKIPPED line, not one per case).
+#[cfg(feature = "opencl")]
+fn device() -> Option<&'static mloracle::OpenCl> {
+    static DEVICE: std::sync::OnceLock<Option<mloracle::OpenCl>> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            mloracle::harness::obtain(
+                "contrast (OpenCL half)",
+                mloracle::harness::default_opencl(),
+            )
+        })
+        .as_ref()
+}
+
 fn row_with_large_entry() -> impl Strategy<Value = (Vec<f32>, f32)> {
     (1usize..=300)
         .prop_flat_map(|n| {
@@ -56,8 +70,8 @@ proptest! {
         let x = Array2::from_shape_vec((1, row.len()), row).expect("one row");
         check_log_sum_exp_rows(&Reference, x.view())?;
         #[cfg(feature = "opencl")]
-        if let Some(backend) = mloracle::harness::obtain("contrast::naive_log_sum_exp", mloracle::harness::default_opencl()) {
-            check_log_sum_exp_rows::<f32>(&backend, x.view())?;
+        if let Some(backend) = device() {
+            check_log_sum_exp_rows::<f32>(backend, x.view())?;
         }
     }
 
@@ -70,8 +84,8 @@ proptest! {
         let (logits, labels) = (Array1::from(vec![z]), Array1::from(vec![y]));
         check_bce_with_logits_mean(&Reference, logits.view(), labels.view())?;
         #[cfg(feature = "opencl")]
-        if let Some(backend) = mloracle::harness::obtain("contrast::naive_bce", mloracle::harness::default_opencl()) {
-            check_bce_with_logits_mean::<f32>(&backend, logits.view(), labels.view())?;
+        if let Some(backend) = device() {
+            check_bce_with_logits_mean::<f32>(backend, logits.view(), labels.view())?;
         }
     }
 }
