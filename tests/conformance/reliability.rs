@@ -1,0 +1,307 @@
+//! Reliability: arbitrary (valid and invalid) shapes never panic and give the documented error
+//! on every backend; NaN and ±∞ in any input position propagate the same way on every backend;
+//! the OpenCL backend is bitwise deterministic and gives the same bits from 8 threads at once.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use mloracle::conformance::{self, CheckResult};
+use mloracle::proptest::prelude::*;
+use mloracle::{strategy, Backend, Error, Reference, Scalar};
+use ndarray::{Array1, Array2};
+
+/// What the op's documentation says the call must return.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expected {
+    Ok,
+    EmptyInput,
+    ShapeMismatch,
+}
+
+fn kind<V>(result: &Result<V, Error>) -> Option<Expected> {
+    match result {
+        Ok(_) => Some(Expected::Ok),
+        Err(Error::EmptyInput { .. }) => Some(Expected::EmptyInput),
+        Err(Error::ShapeMismatch { .. }) => Some(Expected::ShapeMismatch),
+        Err(_) => None,
+    }
+}
+
+/// Call every op of `backend` on the given shapes; panics are caught and reported as failures.
+fn every_op_behaves<T: Scalar>(
+    backend: &impl Backend<T>,
+    rows: usize,
+    cols: usize,
+    labels: usize,
+) -> Result<usize, String> {
+    let x = Array2::<T>::from_elem((rows, cols), T::one());
+    let z = Array1::<T>::from_elem(rows * cols, T::one());
+    let y = Array1::<T>::from_elem(labels, T::zero());
+    let row_expected = if cols == 0 {
+        Expected::EmptyInput
+    } else {
+        Expected::Ok
+    };
+    let loss_expected = if z.len() != y.len() {
+        Expected::ShapeMismatch
+    } else if z.is_empty() {
+        Expected::EmptyInput
+    } else {
+        Expected::Ok
+    };
+    let calls: Vec<(&str, Expected, Box<dyn Fn() -> Option<Expected> + '_>)> = vec![
+        (
+            "log_sum_exp_rows",
+            row_expected,
+            Box::new(|| kind(&backend.log_sum_exp_rows(x.view()))),
+        ),
+        (
+            "softmax_rows",
+            row_expected,
+            Box::new(|| kind(&backend.softmax_rows(x.view()))),
+        ),
+        (
+            "log_softmax_rows",
+            row_expected,
+            Box::new(|| kind(&backend.log_softmax_rows(x.view()))),
+        ),
+        (
+            "bce_with_logits_mean",
+            loss_expected,
+            Box::new(|| kind(&backend.bce_with_logits_mean(z.view(), y.view()))),
+        ),
+        (
+            "bce_with_logits_mean_backward",
+            loss_expected,
+            Box::new(|| kind(&backend.bce_with_logits_mean_backward(z.view(), y.view(), T::one()))),
+        ),
+    ];
+    let count = calls.len();
+    for (op, expected, call) in calls {
+        match catch_unwind(AssertUnwindSafe(call)) {
+            Err(_) => {
+                return Err(format!(
+                    "{op} panicked on shape [{rows}, {cols}], labels {labels}"
+                ))
+            }
+            Ok(got) if got != Some(expected) => {
+                return Err(format!(
+                    "{op} on [{rows}, {cols}], labels {labels}: expected {expected:?}, got {got:?}"
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(count)
+}
+
+#[cfg(feature = "opencl")]
+fn device() -> Option<&'static mloracle::OpenCl> {
+    static DEVICE: std::sync::OnceLock<Option<mloracle::OpenCl>> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            mloracle::harness::obtain(
+                "reliability (OpenCL half)",
+                mloracle::harness::default_opencl(),
+            )
+        })
+        .as_ref()
+}
+
+/// Rows with NaN, +∞ or −∞ injected at random positions into otherwise generated values.
+fn with_non_finite<T: Scalar>() -> impl Strategy<Value = Array2<T>> {
+    (1usize..=4, strategy::row_length())
+        .prop_flat_map(|(rows, cols)| {
+            (
+                proptest::collection::vec(-30.0f64..=30.0, rows * cols),
+                proptest::collection::vec(
+                    (
+                        0..rows * cols,
+                        prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY]),
+                    ),
+                    1..=3,
+                ),
+                Just((rows, cols)),
+            )
+        })
+        .prop_map(|(mut values, specials, shape)| {
+            for (i, v) in specials {
+                values[i] = v;
+            }
+            Array2::from_shape_vec(shape, strategy::narrow::<T>(&values))
+                .expect("rows × cols values")
+        })
+}
+
+/// Logits and labels with NaN/±∞ injected in either input.
+fn bce_with_non_finite<T: Scalar>() -> impl Strategy<Value = (Array1<T>, Array1<T>)> {
+    (1usize..=300)
+        .prop_flat_map(|n| {
+            (
+                proptest::collection::vec(-30.0f64..=30.0, n),
+                proptest::collection::vec(0.0f64..=1.0, n),
+                (
+                    0..n,
+                    any::<bool>(),
+                    prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY]),
+                ),
+            )
+        })
+        .prop_map(|(mut z, mut y, (i, in_labels, v))| {
+            if in_labels {
+                y[i] = v;
+            } else {
+                z[i] = v;
+            }
+            (
+                Array1::from(strategy::narrow::<T>(&z)),
+                Array1::from(strategy::narrow::<T>(&y)),
+            )
+        })
+}
+
+fn non_finite_checks<T: Scalar>(backend: &impl Backend<T>, x: &Array2<T>) -> CheckResult {
+    conformance::check_log_sum_exp_rows(backend, x.view())?;
+    conformance::check_softmax_rows(backend, x.view())?;
+    conformance::check_log_softmax_rows(backend, x.view())
+}
+
+proptest! {
+    /// Every op on arbitrary shapes, including empty axes and mismatched lengths: no panic, and
+    /// exactly the documented result kind, on the reference and the OpenCL backend.
+    #[test]
+    fn arbitrary_shapes_never_panic_and_give_the_documented_error(
+        rows in 0usize..=5, cols in prop_oneof![Just(0usize), 1usize..=300], labels in 0usize..=1500,
+    ) {
+        every_op_behaves::<f32>(&Reference, rows, cols, labels).map_err(TestCaseError::fail)?;
+        every_op_behaves::<f64>(&Reference, rows, cols, labels).map_err(TestCaseError::fail)?;
+        #[cfg(feature = "opencl")]
+        if let Some(device) = device() {
+            every_op_behaves::<f32>(device, rows, cols, labels).map_err(TestCaseError::fail)?;
+            every_op_behaves::<f64>(device, rows, cols, labels).map_err(TestCaseError::fail)?;
+        }
+    }
+
+    /// NaN and ±∞ anywhere in a row: every backend gives the reference's NaN/∞ pattern exactly
+    /// (the comparison matches NaN only with NaN and ∞ only with the same infinity).
+    #[test]
+    fn non_finite_rows_propagate_like_the_reference(x in with_non_finite::<f32>()) {
+        non_finite_checks(&Reference, &x)?;
+        #[cfg(feature = "opencl")]
+        if let Some(device) = device() {
+            non_finite_checks::<f32>(device, &x)?;
+            non_finite_checks::<f64>(device, &x.mapv(f64::from))?;
+        }
+    }
+
+    /// NaN and ±∞ in either BCE input propagate like the reference, forward and backward.
+    #[test]
+    fn non_finite_losses_propagate_like_the_reference((z, y) in bce_with_non_finite::<f32>()) {
+        conformance::check_bce_with_logits_mean(&Reference, z.view(), y.view())?;
+        conformance::check_bce_with_logits_mean_backward(&Reference, z.view(), y.view(), 1.0)?;
+        #[cfg(feature = "opencl")]
+        if let Some(device) = device() {
+            conformance::check_bce_with_logits_mean::<f32>(device, z.view(), y.view())?;
+            conformance::check_bce_with_logits_mean_backward::<f32>(device, z.view(), y.view(), 1.0)?;
+        }
+    }
+}
+
+#[cfg(feature = "opencl")]
+mod device_determinism {
+    use super::*;
+
+    /// A fixed workload touching every op; returns all results as bits.
+    fn workload(device: &mloracle::OpenCl, seed: u64) -> Vec<u32> {
+        let n = 257 + (seed as usize % 7) * 300;
+        let values: Vec<f32> = (0..n)
+            .map(|i| (((i as u64 * 2654435761 + seed) % 1000) as f32 - 500.0) / 37.0)
+            .collect();
+        let x = Array2::from_shape_vec((1, n), values.clone()).expect("one row");
+        let z = Array1::from(values.clone());
+        let y = z.mapv(|v| if v > 0.0 { 1.0f32 } else { 0.0 });
+        let mut bits = Vec::new();
+        let lse = Backend::<f32>::log_sum_exp_rows(device, x.view()).expect("valid");
+        bits.extend(lse.iter().map(|v| v.to_bits()));
+        let sm = Backend::<f32>::softmax_rows(device, x.view()).expect("valid");
+        bits.extend(sm.iter().map(|v| v.to_bits()));
+        let lsm = Backend::<f32>::log_softmax_rows(device, x.view()).expect("valid");
+        bits.extend(lsm.iter().map(|v| v.to_bits()));
+        bits.push(
+            Backend::<f32>::bce_with_logits_mean(device, z.view(), y.view())
+                .expect("valid")
+                .to_bits(),
+        );
+        let g = Backend::<f32>::bce_with_logits_mean_backward(device, z.view(), y.view(), 1.0)
+            .expect("valid");
+        bits.extend(g.iter().map(|v| v.to_bits()));
+        if device.has_fp64() {
+            let x64 = x.mapv(f64::from);
+            let lse = Backend::<f64>::log_sum_exp_rows(device, x64.view()).expect("valid");
+            bits.extend(
+                lse.iter()
+                    .flat_map(|v| [v.to_bits() as u32, (v.to_bits() >> 32) as u32]),
+            );
+        }
+        bits
+    }
+
+    /// Same inputs, same bits: run to run, and from 8 threads at once (each thread runs 24
+    /// workloads, 6 ops each) against a sequential run; programs are built once per scalar type.
+    #[test]
+    fn results_are_bitwise_reproducible_across_runs_and_threads() {
+        let Some(device) = device() else { return };
+        let sequential: Vec<Vec<u32>> = (0..24).map(|s| workload(device, s)).collect();
+        let again: Vec<Vec<u32>> = (0..24).map(|s| workload(device, s)).collect();
+        assert_eq!(sequential, again, "run-to-run bits differ");
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let device = device.clone();
+                std::thread::spawn(move || {
+                    (0..24)
+                        .map(|s| workload(&device, (s + t) % 24))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for (t, handle) in threads.into_iter().enumerate() {
+            let results = handle.join().expect("worker thread must not panic");
+            for (s, bits) in results.into_iter().enumerate() {
+                assert_eq!(
+                    bits,
+                    sequential[(s + t) % 24],
+                    "thread {t}, workload {}",
+                    (s + t) % 24
+                );
+            }
+        }
+        let expected_builds = if device.has_fp64() { 2 } else { 1 };
+        assert_eq!(
+            device.program_builds(),
+            expected_builds,
+            "programs built once per scalar type per process"
+        );
+    }
+}
+
+/// Regression (found by `non_finite_rows_propagate_like_the_reference`): a row with one `-∞`
+/// entry and a finite max made the LSE/softmax bounds NaN (`t·e^{−t}` = ∞·0), so a correct
+/// finite result was reported as "bound undefined".
+#[test]
+fn regression_row_with_negative_infinity_has_a_finite_bound() {
+    let mut row = vec![0.0f32; 65];
+    row[0] = f32::NEG_INFINITY;
+    let x = Array2::from_shape_vec((1, 65), row).expect("one row");
+    non_finite_checks(&Reference, &x).expect("finite result within a finite bound");
+}
+
+/// Regression (found by `non_finite_losses_propagate_like_the_reference`): at `z = +∞` the BCE
+/// gradient `σ(∞) − y = 1 − y` is finite and rounded, but its bound was set to 0.
+#[test]
+fn regression_bce_gradient_at_infinite_logit_has_a_bound() {
+    let (z, y) = (
+        Array1::from(vec![f32::INFINITY]),
+        Array1::from(vec![0.144_473_03f32]),
+    );
+    conformance::check_bce_with_logits_mean_backward(&Reference, z.view(), y.view(), 1.0)
+        .expect("1 − y within the rounding bound");
+}
