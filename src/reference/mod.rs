@@ -5,6 +5,7 @@
 //! formula, its PyTorch counterpart and any deviation, its bound fn and its error policy.
 //! Nothing here is optimised: a reader checks each loop against its formula.
 
+mod activations;
 mod linalg;
 mod losses;
 mod ops;
@@ -14,6 +15,10 @@ pub use losses::{
 };
 pub use ops::{log_softmax_rows, log_sum_exp_rows, softmax_rows};
 
+pub use activations::{
+    erf, gelu, gelu_backward, leaky_relu, leaky_relu_backward, log_softmax_rows_backward, relu,
+    relu_backward, sigmoid_array, sigmoid_backward, softmax_rows_backward, tanh, tanh_backward,
+};
 pub use linalg::{
     add_rows, add_rows_backward, batched_matmul, batched_matmul_backward, matmul, matmul_backward,
     mean_axis, mean_axis_backward, mul_rows, mul_rows_backward, sum_axis, sum_axis_backward,
