@@ -6,6 +6,7 @@
 //! Nothing here is optimised: a reader checks each loop against its formula.
 
 mod activations;
+mod layers;
 mod linalg;
 mod losses;
 mod ops;
@@ -18,6 +19,10 @@ pub use ops::{log_softmax_rows, log_sum_exp_rows, softmax_rows};
 pub use activations::{
     erf, gelu, gelu_backward, leaky_relu, leaky_relu_backward, log_softmax_rows_backward, relu,
     relu_backward, sigmoid_array, sigmoid_backward, softmax_rows_backward, tanh, tanh_backward,
+};
+pub use layers::{
+    attention, attention_backward, dropout, dropout_backward, dropout_mask, dropout_scale,
+    embedding, embedding_backward, layer_norm, layer_norm_backward, DropoutOutput,
 };
 pub use linalg::{
     add_rows, add_rows_backward, batched_matmul, batched_matmul_backward, matmul, matmul_backward,
