@@ -35,6 +35,7 @@ mod macros;
 #[cfg(feature = "opencl")]
 pub mod opencl;
 pub mod reference;
+pub mod rng;
 pub mod scalar;
 pub mod strategy;
 pub mod tolerance;

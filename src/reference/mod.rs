@@ -5,6 +5,9 @@
 //! formula, its PyTorch counterpart and any deviation, its bound fn and its error policy.
 //! Nothing here is optimised: a reader checks each loop against its formula.
 
+mod activations;
+mod layers;
+mod linalg;
 mod losses;
 mod ops;
 
@@ -12,6 +15,20 @@ pub use losses::{
     bce_with_logits_element, bce_with_logits_mean, bce_with_logits_mean_backward, sigmoid,
 };
 pub use ops::{log_softmax_rows, log_sum_exp_rows, softmax_rows};
+
+pub use activations::{
+    erf, gelu, gelu_backward, leaky_relu, leaky_relu_backward, log_softmax_rows_backward, relu,
+    relu_backward, sigmoid_array, sigmoid_backward, softmax_rows_backward, tanh, tanh_backward,
+};
+pub use layers::{
+    attention, attention_backward, dropout, dropout_backward, dropout_mask, dropout_scale,
+    embedding, embedding_backward, layer_norm, layer_norm_backward, DropoutOutput,
+};
+pub use linalg::{
+    add_rows, add_rows_backward, batched_matmul, batched_matmul_backward, matmul, matmul_backward,
+    mean_axis, mean_axis_backward, mul_rows, mul_rows_backward, sum_axis, sum_axis_backward,
+    transpose,
+};
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
