@@ -544,7 +544,7 @@ pub const CLIP_NORM_OFFSET: f64 = 1e-6;
 /// ```
 /// PyTorch takes per-tensor norms and then the norm of those; the value is the same, and the
 /// bound of THEORY.md D5, post-clip norm `≤ M(1 + γ_n/2 + 4u)`
-/// ([`crate::tolerance::clip_grad_norm_post_norm`]), holds for either order. Multiplying by
+/// ([`crate::tolerance::clip_grad_norm_relative`]), holds for either order. Multiplying by
 /// 1.0 leaves gradients bitwise unchanged whenever clipping is inactive. No gradients (or only
 /// empty tensors) give `N = 0`.
 ///
