@@ -523,8 +523,12 @@ pub fn clip_grad_norm_relative(element_count: usize, unit_roundoff: f64) -> f64 
 }
 
 /// Whether clipping is certainly inactive, so gradients must come back bitwise unchanged
-/// (multiplied by exactly 1.0; THEORY.md D5): `N + 1e-6 < M(1 − 4u)`. Near the boundary the
-/// rounded coefficient may land on either side of 1 and nothing bitwise is claimed.
+/// (multiplied by exactly 1.0; THEORY.md D5): `N̂ + 1e-6 < M(1 − 4u)`, with `N̂` the computed
+/// norm that `clip_grad_norm` returns. Then `fl(M)/fl(fl(N̂) + fl(1e-6))` exceeds
+/// `M(1−u)/((N̂ + 1e-6)(1+u)²) > 1` before its own rounding, so the clamped coefficient is
+/// exactly 1. (With the exact norm `N` instead, `γ_n/2` would have to be added to the `4u`.)
+/// Near the boundary the rounded coefficient may land on either side of 1 and nothing bitwise
+/// is claimed.
 pub fn clip_grad_norm_certainly_inactive(norm: f64, max_norm: f64, unit_roundoff: f64) -> bool {
     norm + crate::reference::optim::CLIP_NORM_OFFSET < max_norm * (1.0 - 4.0 * unit_roundoff)
 }
