@@ -360,6 +360,207 @@ pub fn bce_with_logits_mean_backward(
     out
 }
 
+// ---------------------------------------------------------------------------------------------
+// Losses with a reduction, optimizers, clipping (THEORY.md B1, C1, C2, D2, D5)
+// ---------------------------------------------------------------------------------------------
+
+/// Bound for [`crate::reference::cross_entropy`] in arithmetic `model`:
+/// ```text
+/// |L̂ − L| ≤ [Σ_{i active} B_{i,c_i} + γ_{count−1}·Σ_{i active} |y_{i,c_i}|] / D + [Mean]·ε_div·|L|
+/// D = count (Mean) or 1 (Sum)
+/// ```
+/// `B` from [`log_softmax_rows`] at each row's target entry, the sum of `count` terms in any
+/// order, one division for the mean. Ignored rows contribute nothing. Rows with NaN or an
+/// infinite max give 0 (exact NaN agreement required); no active row gives 0.
+pub fn cross_entropy(
+    logits: ArrayView2<'_, f64>,
+    targets: ArrayView1<'_, i64>,
+    ignore_index: i64,
+    reduction: crate::reference::Reduction,
+    model: &ArithModel,
+) -> f64 {
+    let element_bounds = log_softmax_rows(logits, model);
+    let mut bound_sum = 0.0;
+    let mut absolute_sum = 0.0;
+    let mut active = 0usize;
+    for (row, &target) in targets.iter().enumerate() {
+        if target == ignore_index {
+            continue;
+        }
+        let Ok(class) = usize::try_from(target) else {
+            continue;
+        };
+        if class >= logits.ncols() {
+            continue;
+        }
+        active += 1;
+        bound_sum += element_bounds[[row, class]];
+        if let Some(r) = row_terms(logits.row(row)) {
+            absolute_sum += r.shifts[class] + (1.0 + r.s).ln();
+        }
+    }
+    if active == 0 {
+        return 0.0;
+    }
+    let total = bound_sum + model.gamma(active - 1) * absolute_sum;
+    match reduction {
+        crate::reference::Reduction::Sum => total,
+        crate::reference::Reduction::Mean => {
+            let count = active as f64;
+            total / count + model.divide * absolute_sum / count
+        }
+    }
+}
+
+/// Bound for [`crate::reference::mse`] in unit roundoff `u`, from the f64 loss value `loss`:
+/// ```text
+/// |L̂ − L| ≤ γ_{n+3}·L
+/// ```
+/// Each term `(p − t)²` carries 3 roundings (subtraction, square; relative `(1+u)³`), the sum
+/// of `n` non-negative terms `γ_{n−1}`, the division for the mean one more: `n + 3` in all,
+/// relative to `L` because no term is negative.
+pub fn mse(element_count: usize, loss: f64, unit_roundoff: f64) -> f64 {
+    gamma_or_inf(element_count + 3, unit_roundoff) * loss.abs()
+}
+
+/// Bound for [`crate::reference::bce_with_logits`] with `Reduction::Sum` in `model`:
+/// ```text
+/// |Ŝ − S| ≤ Σ_i B_i + γ_{n−1}·Σ_i |ℓ_i|
+/// ```
+/// `B_i` from [`bce_with_logits_element`]; the sum of `n` terms in any order.
+pub fn bce_with_logits_sum(
+    logits: ArrayView1<'_, f64>,
+    labels: ArrayView1<'_, f64>,
+    model: &ArithModel,
+) -> f64 {
+    let mut element_bounds = 0.0;
+    let mut absolute_sum = 0.0;
+    for (&z, &y) in logits.iter().zip(labels.iter()) {
+        element_bounds += bce_with_logits_element(z, y, model);
+        absolute_sum += crate::reference::bce_with_logits_element(z, y).abs();
+    }
+    element_bounds + model.gamma(logits.len().saturating_sub(1)) * absolute_sum
+}
+
+/// Relative bound between the `Sum` gradient and `n` times the `Mean` gradient of a loss whose
+/// mean divides last (THEORY.md B1): `2u`.
+/// ```text
+/// grad_mean = fl(a / n),  grad_sum = a   ⇒   |fl(n·grad_mean) − grad_sum| ≤ 2u·|grad_sum|
+/// ```
+/// One rounding in the division, one when the test multiplies back by `n`; both are exact (so
+/// the results are bitwise equal) when `n` is a power of two and nothing under- or overflows.
+pub fn reduction_sum_versus_mean(unit_roundoff: f64) -> f64 {
+    2.0 * unit_roundoff
+}
+
+/// `C_t` of THEORY.md D2: with `eps = 0`, every Adam step satisfies `|s_t| ≤ lr·C_t` per
+/// coordinate, whatever the gradients:
+/// ```text
+/// C_t = (1−β1)/(1−β1^t) · sqrt((1−β2^t)/(1−β2)) · sqrt(Σ_{k<t} (β1²/β2)^k)
+/// ```
+/// Cauchy–Schwarz on `m = (1−β1)Σ β1^k g_{t−k}` against `v = (1−β2)Σ β2^k g²_{t−k}`, then the
+/// bias corrections; equality for `g_{t−k} ∝ (β1/β2)^k`. `eps > 0` only lowers the step.
+/// `C_1 = 1`; `C_t` increases to [`adam_step_factor_limit`]. `None` for `t = 0` or betas outside
+/// `[0, 1)`. Requires `β2 > 0`.
+pub fn adam_step_factor(beta1: f64, beta2: f64, step: u64) -> Option<f64> {
+    if step == 0 || !(0.0..1.0).contains(&beta1) || !(0.0 < beta2 && beta2 < 1.0) {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss, reason = "t < 2^53 is exact in f64")]
+    let t = step as f64;
+    let ratio = beta1 * beta1 / beta2;
+    let geometric_sum = if (ratio - 1.0).abs() < f64::EPSILON {
+        t
+    } else {
+        (1.0 - ratio.powf(t)) / (1.0 - ratio)
+    };
+    Some(
+        (1.0 - beta1) / (1.0 - beta1.powf(t))
+            * ((1.0 - beta2.powf(t)) / (1.0 - beta2)).sqrt()
+            * geometric_sum.sqrt(),
+    )
+}
+
+/// `C_∞ = (1−β1)/sqrt((1−β2)(1 − β1²/β2))` (THEORY.md D2): 1.6977494 for (0.9, 0.98),
+/// 7.2702918 for (0.9, 0.999). `None` unless `β1² < β2` (otherwise `C_t` is unbounded).
+pub fn adam_step_factor_limit(beta1: f64, beta2: f64) -> Option<f64> {
+    let ratio = beta1 * beta1 / beta2;
+    (ratio < 1.0 && (0.0..1.0).contains(&beta1) && beta2 < 1.0)
+        .then(|| (1.0 - beta1) / ((1.0 - beta2) * (1.0 - ratio)).sqrt())
+}
+
+/// The rounding factor `τ` of THEORY.md D2:
+/// ```text
+/// τ = 8 + β1/(1−β1) + β2/(2(1−β2))      (41.5 for (0.9, 0.98), 516.5 for (0.9, 0.999))
+/// ```
+/// The EMAs forget their rounding errors geometrically: `m̂` errs by at most
+/// `(3 + β1/(1−β1))u` relative to the C–S-bounded absolute EMA, `v` by `(3 + β2/(1−β2))u`,
+/// halved by the sqrt, plus the bias-correction divisions, the sqrt, the add of eps, the final
+/// divide and multiply.
+pub fn adam_step_rounding_factor(beta1: f64, beta2: f64) -> f64 {
+    8.0 + beta1 / (1.0 - beta1) + beta2 / (2.0 * (1.0 - beta2))
+}
+
+/// Bound on one Adam step (THEORY.md D2), per coordinate, for any `eps > 0`:
+/// ```text
+/// |ŝ_t| ≤ lr·C_t·(1 + τu)
+/// ```
+/// `lr` as the optimizer holds it (already rounded to its scalar type). `None` where `C_t` is.
+pub fn adam_step(
+    learning_rate: f64,
+    beta1: f64,
+    beta2: f64,
+    step: u64,
+    unit_roundoff: f64,
+) -> Option<f64> {
+    adam_step_factor(beta1, beta2, step).map(|factor| {
+        learning_rate * factor * (1.0 + adam_step_rounding_factor(beta1, beta2) * unit_roundoff)
+    })
+}
+
+/// Relative tolerance of the post-clip norm of [`crate::reference::optim::clip_grad_norm`]
+/// over `n` gradient entries (THEORY.md D5):
+/// ```text
+/// ‖ĝ_clipped‖ ≤ M(1 + γ_n/2 + 4u),   returned value γ_n/2 + 4u
+/// ```
+/// The sum of squares errs by `γ_n` (relative, non-negative terms), halved by the sqrt, plus
+/// the sqrt's rounding (1u); the coefficient `M/(N + 1e-6)` two roundings (add, divide) and
+/// `M`'s rounding to the scalar type (1u, shared by both sides); each scaled entry one more.
+/// The same tolerance bounds the distance to `N·min(1, M/(N + 1e-6))`.
+pub fn clip_grad_norm_relative(element_count: usize, unit_roundoff: f64) -> f64 {
+    gamma_or_inf(element_count, unit_roundoff) / 2.0 + 4.0 * unit_roundoff
+}
+
+/// Whether clipping is certainly inactive, so gradients must come back bitwise unchanged
+/// (multiplied by exactly 1.0; THEORY.md D5): `N̂ + 1e-6 < M(1 − 4u)`, with `N̂` the computed
+/// norm that `clip_grad_norm` returns. Then `fl(M)/fl(fl(N̂) + fl(1e-6))` exceeds
+/// `M(1−u)/((N̂ + 1e-6)(1+u)²) > 1` before its own rounding, so the clamped coefficient is
+/// exactly 1. (With the exact norm `N` instead, `γ_n/2` would have to be added to the `4u`.)
+/// Near the boundary the rounded coefficient may land on either side of 1 and nothing bitwise
+/// is claimed.
+pub fn clip_grad_norm_certainly_inactive(norm: f64, max_norm: f64, unit_roundoff: f64) -> bool {
+    norm + crate::reference::optim::CLIP_NORM_OFFSET < max_norm * (1.0 - 4.0 * unit_roundoff)
+}
+
+/// Stability threshold of heavy-ball SGD (PyTorch momentum `μ`, dampening 0) on `λx²/2`
+/// (THEORY.md C2): stable iff `0 < lr·λ < 2(1 + μ)`, from the Jury conditions for
+/// `z² − (1 + μ − lr·λ)z + μ`.
+pub fn momentum_stability_threshold(momentum: f64) -> f64 {
+    2.0 * (1.0 + momentum)
+}
+
+/// Relative tolerance of `|x_k| = |1 − ηλ|^k·|x_0|` for gradient descent on `λx²/2`
+/// (THEORY.md C1): one step `fl(x − fl(η·fl(λx)))` errs by `u + 2u·ηλ/|1 − ηλ|` relative to
+/// `(1 − ηλ)x`, so after `k` steps (first order)
+/// ```text
+/// k·(1 + 2ηλ/|1 − ηλ|)·u
+/// ```
+pub fn gradient_descent_quadratic_relative(steps: u64, eta_lambda: f64, unit_roundoff: f64) -> f64 {
+    #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
+    let k = steps as f64;
+    k * (1.0 + 2.0 * eta_lambda / (1.0 - eta_lambda).abs()) * unit_roundoff
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,5 +597,32 @@ mod tests {
         // A single entry is exact up to the final add of log1p(0) = 0.
         let b1 = log_sum_exp_rows(array![[3.0]].view(), &m);
         assert!((b1[0] - 3.0 * u).abs() < 1e-20);
+    }
+
+    #[test]
+    fn adam_step_factors_match_theory_d2() {
+        // THEORY.md D2 (c): C_∞ and C_t tables.
+        let limit = adam_step_factor_limit(0.9, 0.98).expect("β1² < β2");
+        assert!((limit - 1.6977494).abs() < 5e-8);
+        let limit = adam_step_factor_limit(0.9, 0.999).expect("β1² < β2");
+        assert!((limit - 7.2702918).abs() < 5e-8);
+        assert_eq!(adam_step_factor(0.9, 0.98, 1), Some(1.0));
+        for (t, expected) in [(10, 1.02857), (100, 1.58121), (1000, 1.69775)] {
+            let c = adam_step_factor(0.9, 0.98, t).expect("valid");
+            assert!((c - expected).abs() < 5e-6, "C_{t} = {c}");
+        }
+        for (t, expected) in [
+            (10, 1.04311),
+            (100, 2.24336),
+            (1000, 5.78116),
+            (10_000, 7.27013),
+        ] {
+            let c = adam_step_factor(0.9, 0.999, t).expect("valid");
+            assert!((c - expected).abs() < 5e-6, "C_{t} = {c}");
+        }
+        // THEORY.md quotes these rounded down: 41 and 516.
+        assert!((adam_step_rounding_factor(0.9, 0.98) - 41.5).abs() < 1e-9);
+        assert!((adam_step_rounding_factor(0.9, 0.999) - 516.5).abs() < 1e-9);
+        assert_eq!(adam_step_factor(0.9, 0.98, 0), None);
     }
 }

@@ -297,3 +297,47 @@ pub fn attention<T>(
         b.saturating_mul(h).saturating_mul(s_q).saturating_mul(s_k),
     )
 }
+/// Two operands of an elementwise loss: equal lengths (an empty pair is valid for a sum).
+pub fn same_length(op: &'static str, first: usize, second: usize) -> Result<()> {
+    if first != second {
+        return Err(Error::ShapeMismatch {
+            op,
+            detail: format!("operands have {first} and {second} elements: they must be equal"),
+        });
+    }
+    fits_kernel_index(op, "element count", first)
+}
+
+/// Class-index targets of cross-entropy over `[rows, classes]` logits: one target per row,
+/// each in `0..classes` or equal to `ignore_index`.
+pub fn class_targets(
+    op: &'static str,
+    rows: usize,
+    classes: usize,
+    targets: ArrayView1<'_, i64>,
+    ignore_index: i64,
+) -> Result<()> {
+    if targets.len() != rows {
+        return Err(Error::ShapeMismatch {
+            op,
+            detail: format!(
+                "logits have {rows} rows but there are {} targets: one target per row",
+                targets.len()
+            ),
+        });
+    }
+    for (row, &target) in targets.iter().enumerate() {
+        let in_range = usize::try_from(target).is_ok_and(|class| class < classes);
+        if target != ignore_index && !in_range {
+            return Err(Error::InvalidParameter {
+                op,
+                name: "target",
+                value: format!("{target} (row {row})"),
+                reason: format!(
+                    "must be a class index in 0..{classes} or ignore_index = {ignore_index}"
+                ),
+            });
+        }
+    }
+    Ok(())
+}

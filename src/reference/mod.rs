@@ -10,9 +10,12 @@ mod layers;
 mod linalg;
 mod losses;
 mod ops;
+pub mod optim;
 
 pub use losses::{
-    bce_with_logits_element, bce_with_logits_mean, bce_with_logits_mean_backward, sigmoid,
+    bce_with_logits, bce_with_logits_backward, bce_with_logits_element, bce_with_logits_mean,
+    bce_with_logits_mean_backward, cross_entropy, cross_entropy_backward, mse, mse_backward,
+    sigmoid, Reduction, DEFAULT_IGNORE_INDEX,
 };
 pub use ops::{log_softmax_rows, log_sum_exp_rows, softmax_rows};
 

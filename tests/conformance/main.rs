@@ -6,6 +6,7 @@ mod contrast;
 mod opencl_device;
 mod planted;
 mod reliability;
+mod reference_optim;
 
 mloracle::backend_tests!(reference_f32, f32, Ok(mloracle::Reference));
 mloracle::backend_tests!(reference_f64, f64, Ok(mloracle::Reference));
