@@ -10,6 +10,7 @@ mod layers;
 mod linalg;
 mod losses;
 mod ops;
+pub mod models;
 pub mod optim;
 
 pub use losses::{
