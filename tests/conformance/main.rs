@@ -4,6 +4,7 @@
 mod contrast;
 #[cfg(feature = "opencl")]
 mod opencl_device;
+mod reference_ops;
 
 mloracle::backend_tests!(reference_f32, f32, Ok(mloracle::Reference));
 mloracle::backend_tests!(reference_f64, f64, Ok(mloracle::Reference));
