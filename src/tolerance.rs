@@ -644,43 +644,148 @@ pub fn layer_norm(
     model: &ArithModel,
 ) -> Array2<f64> {
     let u = model.unit_roundoff;
-    let n = x.ncols();
-    let nf = n.max(1) as f64;
-    let eps_sqrt = ulp_relative_error(model, SQRT);
     let mut out = Array2::zeros(x.dim());
     for (row, mut out_row) in x.rows().into_iter().zip(out.rows_mut()) {
-        if row.iter().any(|v| !v.is_finite()) {
+        let Some(terms) = layer_norm_row_terms(row, eps, model) else {
             continue;
-        }
-        let mu = row.sum() / nf;
-        let absolute: f64 = row.iter().map(|v| v.abs()).sum();
-        let e_mu = model.gamma(n.saturating_sub(1)) * absolute / nf + model.divide * mu.abs();
-        let d: Vec<f64> = row.iter().map(|v| v - mu).collect();
-        let e_d: Vec<f64> = d.iter().map(|dj| e_mu + u * dj.abs()).collect();
-        let squares: f64 = d.iter().map(|dj| dj * dj).sum();
-        let var = squares / nf;
-        let v = var + eps;
-        let propagated: f64 = d
-            .iter()
-            .zip(&e_d)
-            .map(|(dj, ej)| 2.0 * dj.abs() * ej + u * dj * dj)
-            .sum();
-        let e_v = (propagated + model.gamma(n.saturating_sub(1)) * squares) / nf
-            + model.divide * var
-            + u * v;
-        let rho = e_v / (2.0 * v) + eps_sqrt + model.divide;
-        let rstd = 1.0 / v.sqrt();
+        };
         for (j, o) in out_row.iter_mut().enumerate() {
-            let xhat = d[j] * rstd;
-            let e_xhat = xhat.abs() * (rho + u) + e_d[j] * rstd;
+            let xhat = terms.xhat[j];
             let y = xhat * gamma[j] + beta[j];
-            *o = gamma[j].abs() * e_xhat
+            *o = gamma[j].abs() * terms.e_xhat[j]
                 + u * (xhat * gamma[j]).abs()
                 + u * y.abs()
                 + model.underflow;
         }
     }
     out
+}
+
+/// Exact `x̂`, `rstd` of one LayerNorm row and the first-order error terms `E_x̂_j`, `ρ` of
+/// [`layer_norm`]'s derivation. `None` for a row with a non-finite entry.
+struct NormTerms {
+    xhat: Vec<f64>,
+    e_xhat: Vec<f64>,
+    rstd: f64,
+    rho: f64,
+}
+
+fn layer_norm_row_terms(
+    row: ArrayView1<'_, f64>,
+    eps: f64,
+    model: &ArithModel,
+) -> Option<NormTerms> {
+    if row.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let u = model.unit_roundoff;
+    let n = row.len();
+    let nf = n.max(1) as f64;
+    let mu = row.sum() / nf;
+    let absolute: f64 = row.iter().map(|v| v.abs()).sum();
+    let e_mu = model.gamma(n.saturating_sub(1)) * absolute / nf + model.divide * mu.abs();
+    let d: Vec<f64> = row.iter().map(|v| v - mu).collect();
+    let e_d: Vec<f64> = d.iter().map(|dj| e_mu + u * dj.abs()).collect();
+    let squares: f64 = d.iter().map(|dj| dj * dj).sum();
+    let var = squares / nf;
+    let v = var + eps;
+    let propagated: f64 = d
+        .iter()
+        .zip(&e_d)
+        .map(|(dj, ej)| 2.0 * dj.abs() * ej + u * dj * dj)
+        .sum();
+    let e_v =
+        (propagated + model.gamma(n.saturating_sub(1)) * squares) / nf + model.divide * var + u * v;
+    let rho = e_v / (2.0 * v) + ulp_relative_error(model, SQRT) + model.divide;
+    let rstd = 1.0 / v.sqrt();
+    let xhat: Vec<f64> = d.iter().map(|dj| dj * rstd).collect();
+    let e_xhat = xhat
+        .iter()
+        .zip(&e_d)
+        .map(|(xh, ed)| xh.abs() * (rho + u) + ed * rstd)
+        .collect();
+    Some(NormTerms {
+        xhat,
+        e_xhat,
+        rstd,
+        rho,
+    })
+}
+
+/// Bounds for [`crate::reference::layer_norm_backward`] in arithmetic `model`, given the same
+/// `x, γ, g`: `(grad_x, grad_gamma, grad_beta)`. With `x̂_j`, `rstd` and their errors `E_x̂_j`,
+/// `ρ` from [`layer_norm`]'s derivation, `d_j = g_j γ_j`, `a = Σd/n`, `b = Σ d x̂/n`,
+/// `t_j = d_j − a`, `w_j = x̂_j·b`, `z_j = t_j − w_j`, first order:
+/// ```text
+/// E_a   = (γ_{n−1}·Σ|d| + u·Σ|d|)/n + ε_div·|a|
+/// E_b   = (Σ_j |d_j|·E_x̂_j + (u + γ_n)·Σ|d_j x̂_j|)/n + ε_div·|b|
+/// E_z_j = u|d_j| + E_a + u|t_j| + |x̂_j|·E_b + |b|·E_x̂_j + u|w_j| + u|z_j|
+/// |∂̂x_j − ∂x_j| ≤ rstd·E_z_j + rstd·|z_j|·ρ + u·rstd·|z_j| + underflow
+/// |∂̂γ_j − ∂γ_j| ≤ Σ_i |g_ij|·E_x̂_ij + γ_m·Σ_i |g_ij x̂_ij| + m·underflow
+/// |∂̂β_j − ∂β_j| ≤ γ_{m−1}·Σ_i |g_ij|
+/// ```
+/// `d_j` one product (`u`); the sums and divisions of `a`, `b` (the products `d x̂` carry
+/// `E_x̂` and one rounding); each subtraction and product one rounding; `rstd`'s relative error
+/// `ρ`. Rows with a non-finite entry get 0.
+pub fn layer_norm_backward(
+    x: ArrayView2<'_, f64>,
+    gamma: ArrayView1<'_, f64>,
+    eps: f64,
+    grad_output: ArrayView2<'_, f64>,
+    model: &ArithModel,
+) -> (Array2<f64>, Array1<f64>, Array1<f64>) {
+    let u = model.unit_roundoff;
+    let (m, n) = x.dim();
+    let nf = n.max(1) as f64;
+    let mut grad_x = Array2::zeros(x.dim());
+    let mut gamma_error = Array1::<f64>::zeros(n);
+    let mut gamma_magnitude = Array1::<f64>::zeros(n);
+    let mut beta_magnitude = Array1::<f64>::zeros(n);
+    for ((row, g), mut out_row) in x
+        .rows()
+        .into_iter()
+        .zip(grad_output.rows())
+        .zip(grad_x.rows_mut())
+    {
+        for j in 0..n {
+            beta_magnitude[j] += g[j].abs();
+        }
+        let Some(terms) = layer_norm_row_terms(row, eps, model) else {
+            continue;
+        };
+        let d: Vec<f64> = (0..n).map(|j| g[j] * gamma[j]).collect();
+        let sum_abs_d: f64 = d.iter().map(|v| v.abs()).sum();
+        let a = d.iter().sum::<f64>() / nf;
+        let b = (0..n).map(|j| d[j] * terms.xhat[j]).sum::<f64>() / nf;
+        let e_a = (model.gamma(n.saturating_sub(1)) * sum_abs_d + u * sum_abs_d) / nf
+            + model.divide * a.abs();
+        let dx_abs: f64 = (0..n).map(|j| (d[j] * terms.xhat[j]).abs()).sum();
+        let propagated: f64 = (0..n).map(|j| d[j].abs() * terms.e_xhat[j]).sum();
+        let e_b = (propagated + (u + model.gamma(n)) * dx_abs) / nf + model.divide * b.abs();
+        for (j, o) in out_row.iter_mut().enumerate() {
+            let t = d[j] - a;
+            let w = terms.xhat[j] * b;
+            let z = t - w;
+            let e_z = u * d[j].abs()
+                + e_a
+                + u * t.abs()
+                + terms.xhat[j].abs() * e_b
+                + b.abs() * terms.e_xhat[j]
+                + u * w.abs()
+                + u * z.abs();
+            *o = terms.rstd * e_z
+                + terms.rstd * z.abs() * terms.rho
+                + u * terms.rstd * z.abs()
+                + model.underflow;
+            gamma_error[j] += g[j].abs() * terms.e_xhat[j];
+            gamma_magnitude[j] += (g[j] * terms.xhat[j]).abs();
+        }
+    }
+    let grad_gamma = Array1::from_shape_fn(n, |j| {
+        gamma_error[j] + model.gamma(m) * gamma_magnitude[j] + m as f64 * model.underflow
+    });
+    let grad_beta = beta_magnitude.mapv(|s| model.gamma(m.saturating_sub(1)) * s);
+    (grad_x, grad_gamma, grad_beta)
 }
 
 /// Bound for [`crate::reference::embedding_backward`], per table entry: a sum of the `c_v`

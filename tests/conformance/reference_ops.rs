@@ -527,7 +527,7 @@ proptest! {
     }
 
     #[test]
-    fn f32_matches_f64_layer_norm((m, n, x, _, _) in rows_case(4.0), gb in vec(-2.0f64..=2.0, 18), spread in prop_oneof![Just(1.0), Just(1e-3), Just(1e2)]) {
+    fn f32_matches_f64_layer_norm((m, n, x, _, c) in rows_case(4.0), gb in vec(-2.0f64..=2.0, 18), spread in prop_oneof![Just(1.0), Just(1e-3), Just(1e2)]) {
         let eps = f64::from(1e-5f32);
         let xs: Vec<f64> = x[..m * n].iter().map(|v| v * spread).collect();
         let (x32, x64) = rounded(&xs);
@@ -541,6 +541,16 @@ proptest! {
         let out = r::layer_norm(xm.view(), ga.view(), be.view(), eps)?;
         let bound = tolerance::pair(tolerance::layer_norm(xm.view(), ga.view(), be.view(), eps, &fm), tolerance::layer_norm(xm.view(), ga.view(), be.view(), eps, &dm));
         agree("layer_norm", out32.view().into_dyn(), out.view().into_dyn(), bound.view().into_dyn())?;
+        let (c32, c64) = rounded(&c);
+        let g32 = Array2::from_shape_vec((m, n), c32).expect("sizes");
+        let g = mat(&c64, m, n);
+        let (gx32, gg32, gb32) = r::layer_norm_backward(xm32.view(), ga32.view(), be32.view(), eps, g32.view())?;
+        let (gx, gg, gbeta) = r::layer_norm_backward(xm.view(), ga.view(), be.view(), eps, g.view())?;
+        let (bx_f, bg_f, bb_f) = tolerance::layer_norm_backward(xm.view(), ga.view(), eps, g.view(), &fm);
+        let (bx_d, bg_d, bb_d) = tolerance::layer_norm_backward(xm.view(), ga.view(), eps, g.view(), &dm);
+        agree("layer_norm_backward.grad_x", widen(&gx32).view().into_dyn(), gx.view().into_dyn(), tolerance::pair(bx_f, bx_d).view().into_dyn())?;
+        agree("layer_norm_backward.grad_gamma", widen(&gg32).view().into_dyn(), gg.view().into_dyn(), tolerance::pair(bg_f, bg_d).view().into_dyn())?;
+        agree("layer_norm_backward.grad_beta", widen(&gb32).view().into_dyn(), gbeta.view().into_dyn(), tolerance::pair(bb_f, bb_d).view().into_dyn())?;
     }
 
     #[test]
