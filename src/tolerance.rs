@@ -846,46 +846,18 @@ pub fn attention(
     key_mask: ArrayView2<'_, f64>,
     model: &ArithModel,
 ) -> ndarray::Array4<f64> {
-    let u = model.unit_roundoff;
-    let (batch, heads, s_q, d) = q.dim();
+    let (batch, heads, s_q, _) = q.dim();
     let (s_k, d_v) = (k.dim().2, v.dim().3);
-    let c = 1.0 / (d.max(1) as f64).sqrt();
     let mut out = ndarray::Array4::zeros((batch, heads, s_q, d_v));
     for b in 0..batch {
         for h in 0..heads {
-            let mut scores = Array2::zeros((s_q, s_k));
-            let mut delta_s = Array2::zeros((s_q, s_k));
+            let w = attention_weights(q, k, key_mask, b, h, model);
             for i in 0..s_q {
-                for j in 0..s_k {
-                    let (mut dot, mut magnitude) = (0.0, 0.0);
-                    for p in 0..d {
-                        dot += q[[b, h, i, p]] * k[[b, h, j, p]];
-                        magnitude += (q[[b, h, i, p]] * k[[b, h, j, p]]).abs();
-                    }
-                    let s = dot * c + key_mask[[b, j]];
-                    scores[[i, j]] = s;
-                    delta_s[[i, j]] = c * model.gamma(d) * magnitude
-                        + 2.0 * u * (c * dot).abs()
-                        + u * s.abs()
-                        + d as f64 * model.underflow;
-                }
-            }
-            let softmax_bound = softmax_rows(scores.view(), model);
-            for i in 0..s_q {
-                let row = scores.row(i);
-                let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
-                let weights: Vec<f64> = row.iter().map(|&x| (x - max).exp()).collect();
-                let total: f64 = weights.iter().sum();
-                let p: Vec<f64> = weights.iter().map(|w| w / total).collect();
-                let mean_delta: f64 = (0..s_k).map(|l| p[l] * delta_s[[i, l]]).sum();
-                let delta_p: Vec<f64> = (0..s_k)
-                    .map(|j| p[j] * (delta_s[[i, j]] + mean_delta) + softmax_bound[[i, j]])
-                    .collect();
                 for e in 0..d_v {
                     let (mut magnitude, mut perturbed) = (0.0, 0.0);
                     for j in 0..s_k {
-                        magnitude += p[j] * v[[b, h, j, e]].abs();
-                        perturbed += delta_p[j] * v[[b, h, j, e]].abs();
+                        magnitude += w.p[[i, j]] * v[[b, h, j, e]].abs();
+                        perturbed += w.delta_p[[i, j]] * v[[b, h, j, e]].abs();
                     }
                     out[[b, h, i, e]] =
                         model.gamma(s_k) * magnitude + perturbed + s_k as f64 * model.underflow;
@@ -894,6 +866,170 @@ pub fn attention(
         }
     }
     out
+}
+
+/// Exact attention weights `P` of one (batch, head) and their first-order error `δP` (see
+/// [`attention`]).
+struct AttentionWeights {
+    p: Array2<f64>,
+    delta_p: Array2<f64>,
+}
+
+fn attention_weights(
+    q: ndarray::ArrayView4<'_, f64>,
+    k: ndarray::ArrayView4<'_, f64>,
+    key_mask: ArrayView2<'_, f64>,
+    b: usize,
+    h: usize,
+    model: &ArithModel,
+) -> AttentionWeights {
+    let u = model.unit_roundoff;
+    let (s_q, d) = (q.dim().2, q.dim().3);
+    let s_k = k.dim().2;
+    let c = 1.0 / (d.max(1) as f64).sqrt();
+    let mut scores = Array2::zeros((s_q, s_k));
+    let mut delta_s = Array2::zeros((s_q, s_k));
+    for i in 0..s_q {
+        for j in 0..s_k {
+            let (mut dot, mut magnitude) = (0.0, 0.0);
+            for p in 0..d {
+                dot += q[[b, h, i, p]] * k[[b, h, j, p]];
+                magnitude += (q[[b, h, i, p]] * k[[b, h, j, p]]).abs();
+            }
+            let s = dot * c + key_mask[[b, j]];
+            scores[[i, j]] = s;
+            delta_s[[i, j]] = c * model.gamma(d) * magnitude
+                + 2.0 * u * (c * dot).abs()
+                + u * s.abs()
+                + d as f64 * model.underflow;
+        }
+    }
+    let softmax_bound = softmax_rows(scores.view(), model);
+    let mut p = Array2::zeros((s_q, s_k));
+    let mut delta_p = Array2::zeros((s_q, s_k));
+    for i in 0..s_q {
+        let row = scores.row(i);
+        let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+        let weights: Vec<f64> = row.iter().map(|&x| (x - max).exp()).collect();
+        let total: f64 = weights.iter().sum();
+        for j in 0..s_k {
+            p[[i, j]] = weights[j] / total;
+        }
+        let mean_delta: f64 = (0..s_k).map(|l| p[[i, l]] * delta_s[[i, l]]).sum();
+        for j in 0..s_k {
+            delta_p[[i, j]] = p[[i, j]] * (delta_s[[i, j]] + mean_delta) + softmax_bound[[i, j]];
+        }
+    }
+    AttentionWeights { p, delta_p }
+}
+
+/// Bounds for [`crate::reference::attention_backward`] in arithmetic `model`, given the same
+/// `q, k, v, mask, G`: `(grad_q, grad_k, grad_v)`. Per (batch, head), with `P`, `δP` from
+/// [`attention`]'s derivation, `c = 1/√d`, `R = G·Vᵀ`, `s_i = Σ_l R_il P_il`,
+/// `Z = P ∘ (R − s)`, first order:
+/// ```text
+/// grad_v:  γ_{s_q}·(|P|ᵀ|G|) + |δP|ᵀ·|G| + s_q·underflow
+/// δR     = γ_{d_v}·(|G|·|V|ᵀ) + d_v·underflow
+/// δs_i   = Σ_l (δR_il·P_il + |R_il|·δP_il) + γ_{s_k}·Σ_l |R_il P_il|
+/// δZ_ij  = δP_ij·|R_ij − s_i| + P_ij·(δR_ij + δs_i + u·|R_ij − s_i|) + u·|Z_ij|
+/// δZc    = c·δZ + 2u·c·|Z|                                  (c rounded, one product)
+/// grad_q:  γ_{s_k}·(c|Z|·|K|) + δZc·|K| + s_k·underflow
+/// grad_k:  γ_{s_q}·(c|Z|ᵀ·|Q|) + δZcᵀ·|Q| + s_q·underflow
+/// ```
+/// Each product of the backward is a matmul (E2) whose inputs carry the propagated errors.
+pub fn attention_backward(
+    q: ndarray::ArrayView4<'_, f64>,
+    k: ndarray::ArrayView4<'_, f64>,
+    v: ndarray::ArrayView4<'_, f64>,
+    key_mask: ArrayView2<'_, f64>,
+    grad_output: ndarray::ArrayView4<'_, f64>,
+    model: &ArithModel,
+) -> (
+    ndarray::Array4<f64>,
+    ndarray::Array4<f64>,
+    ndarray::Array4<f64>,
+) {
+    let u = model.unit_roundoff;
+    let (batch, heads, s_q, d) = q.dim();
+    let (s_k, d_v) = (k.dim().2, v.dim().3);
+    let c = 1.0 / (d.max(1) as f64).sqrt();
+    let mut grad_q = ndarray::Array4::zeros(q.raw_dim());
+    let mut grad_k = ndarray::Array4::zeros(k.raw_dim());
+    let mut grad_v = ndarray::Array4::zeros(v.raw_dim());
+    for b in 0..batch {
+        for h in 0..heads {
+            let w = attention_weights(q, k, key_mask, b, h, model);
+            let g = grad_output.slice(ndarray::s![b, h, .., ..]);
+            let (qm, km, vm) = (
+                q.slice(ndarray::s![b, h, .., ..]),
+                k.slice(ndarray::s![b, h, .., ..]),
+                v.slice(ndarray::s![b, h, .., ..]),
+            );
+            for l in 0..s_k {
+                for e in 0..d_v {
+                    let (mut magnitude, mut perturbed) = (0.0, 0.0);
+                    for i in 0..s_q {
+                        magnitude += w.p[[i, l]] * g[[i, e]].abs();
+                        perturbed += w.delta_p[[i, l]] * g[[i, e]].abs();
+                    }
+                    grad_v[[b, h, l, e]] =
+                        model.gamma(s_q) * magnitude + perturbed + s_q as f64 * model.underflow;
+                }
+            }
+            let mut z = Array2::<f64>::zeros((s_q, s_k));
+            let mut delta_zc = Array2::<f64>::zeros((s_q, s_k));
+            for i in 0..s_q {
+                let mut r = vec![0.0; s_k];
+                let mut delta_r = vec![0.0; s_k];
+                for l in 0..s_k {
+                    let (mut dot, mut magnitude) = (0.0, 0.0);
+                    for e in 0..d_v {
+                        dot += g[[i, e]] * vm[[l, e]];
+                        magnitude += (g[[i, e]] * vm[[l, e]]).abs();
+                    }
+                    r[l] = dot;
+                    delta_r[l] = model.gamma(d_v) * magnitude + d_v as f64 * model.underflow;
+                }
+                let s: f64 = (0..s_k).map(|l| r[l] * w.p[[i, l]]).sum();
+                let delta_s: f64 = (0..s_k)
+                    .map(|l| delta_r[l] * w.p[[i, l]] + r[l].abs() * w.delta_p[[i, l]])
+                    .sum::<f64>()
+                    + model.gamma(s_k) * (0..s_k).map(|l| (r[l] * w.p[[i, l]]).abs()).sum::<f64>();
+                for j in 0..s_k {
+                    let centred = r[j] - s;
+                    let zij = w.p[[i, j]] * centred;
+                    let delta_z = w.delta_p[[i, j]] * centred.abs()
+                        + w.p[[i, j]] * (delta_r[j] + delta_s + u * centred.abs())
+                        + u * zij.abs();
+                    z[[i, j]] = zij;
+                    delta_zc[[i, j]] = c * delta_z + 2.0 * u * c * zij.abs();
+                }
+            }
+            for i in 0..s_q {
+                for p in 0..d {
+                    let (mut magnitude, mut perturbed) = (0.0, 0.0);
+                    for j in 0..s_k {
+                        magnitude += c * z[[i, j]].abs() * km[[j, p]].abs();
+                        perturbed += delta_zc[[i, j]] * km[[j, p]].abs();
+                    }
+                    grad_q[[b, h, i, p]] =
+                        model.gamma(s_k) * magnitude + perturbed + s_k as f64 * model.underflow;
+                }
+            }
+            for j in 0..s_k {
+                for p in 0..d {
+                    let (mut magnitude, mut perturbed) = (0.0, 0.0);
+                    for i in 0..s_q {
+                        magnitude += c * z[[i, j]].abs() * qm[[i, p]].abs();
+                        perturbed += delta_zc[[i, j]] * qm[[i, p]].abs();
+                    }
+                    grad_k[[b, h, j, p]] =
+                        model.gamma(s_q) * magnitude + perturbed + s_q as f64 * model.underflow;
+                }
+            }
+        }
+    }
+    (grad_q, grad_k, grad_v)
 }
 
 #[cfg(test)]

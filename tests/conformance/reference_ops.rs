@@ -579,7 +579,7 @@ proptest! {
     }
 
     #[test]
-    fn f32_matches_f64_attention((dims, x, _, _, mask) in attention_case()) {
+    fn f32_matches_f64_attention((dims, x, _, c, mask) in attention_case()) {
         let (x32, x64) = rounded(&x);
         let (q, k, v) = split_attention(&x64, dims);
         let (q32, k32, v32) = (q.mapv(|a| a as f32), k.mapv(|a| a as f32), v.mapv(|a| a as f32));
@@ -591,6 +591,17 @@ proptest! {
         let out = r::attention(q.view(), k.view(), v.view(), mask.view())?;
         let bound = tolerance::pair(tolerance::attention(q.view(), k.view(), v.view(), mask.view(), &fm), tolerance::attention(q.view(), k.view(), v.view(), mask.view(), &dm));
         agree("attention", out32.view().into_dyn(), out.view().into_dyn(), bound.view().into_dyn())?;
+        let (b, h, sq, _, _, dv) = dims;
+        let (c32, c64) = rounded(&c);
+        let g32 = Array4::from_shape_vec((b, h, sq, dv), c32).expect("sizes");
+        let g = Array4::from_shape_vec((b, h, sq, dv), c64).expect("sizes");
+        let (gq32, gk32, gv32) = r::attention_backward(q32.view(), k32.view(), v32.view(), mask32.view(), g32.view())?;
+        let (gq, gk, gv) = r::attention_backward(q.view(), k.view(), v.view(), mask.view(), g.view())?;
+        let (bq_f, bk_f, bv_f) = tolerance::attention_backward(q.view(), k.view(), v.view(), mask.view(), g.view(), &fm);
+        let (bq_d, bk_d, bv_d) = tolerance::attention_backward(q.view(), k.view(), v.view(), mask.view(), g.view(), &dm);
+        agree("attention_backward.grad_q", widen(&gq32).view().into_dyn(), gq.view().into_dyn(), tolerance::pair(bq_f, bq_d).view().into_dyn())?;
+        agree("attention_backward.grad_k", widen(&gk32).view().into_dyn(), gk.view().into_dyn(), tolerance::pair(bk_f, bk_d).view().into_dyn())?;
+        agree("attention_backward.grad_v", widen(&gv32).view().into_dyn(), gv.view().into_dyn(), tolerance::pair(bv_f, bv_d).view().into_dyn())?;
     }
 
     #[test]
