@@ -439,6 +439,30 @@ proptest! {
     }
 
     #[test]
+    fn f32_matches_f64_batched_matmul(batch in 0usize..=3, (m, k, n, _, _, _) in matmul_case(), seed in any::<u64>()) {
+        let key = RandomKey { seed, step: 5, tensor_id: 0 };
+        let a32 = mloracle::rng::init_normal::<f32, _>((batch, m, k), 2.0, key)?;
+        let b32 = mloracle::rng::init_normal::<f32, _>((batch, k, n), 2.0, RandomKey { tensor_id: 1, ..key })?;
+        let g32 = mloracle::rng::init_normal::<f32, _>((batch, m, n), 1.0, RandomKey { tensor_id: 2, ..key })?;
+        let (a, b, g) = (widen(&a32), widen(&b32), widen(&g32));
+        let (fm, dm) = models();
+        let out32 = widen(&r::batched_matmul(a32.view(), b32.view())?);
+        let out = r::batched_matmul(a.view(), b.view())?;
+        let (ga32, gb32) = r::batched_matmul_backward(a32.view(), b32.view(), g32.view())?;
+        let (ga, gb) = r::batched_matmul_backward(a.view(), b.view(), g.view())?;
+        let (mut bound, mut bound_a, mut bound_b) = (Array3::zeros(out.dim()), Array3::zeros(a.dim()), Array3::zeros(b.dim()));
+        for s in 0..batch {
+            let (a_s, b_s, g_s) = (a.index_axis(Axis(0), s), b.index_axis(Axis(0), s), g.index_axis(Axis(0), s));
+            bound.index_axis_mut(Axis(0), s).assign(&tolerance::pair(tolerance::matmul(a_s, b_s, &fm), tolerance::matmul(a_s, b_s, &dm)));
+            bound_a.index_axis_mut(Axis(0), s).assign(&tolerance::pair(tolerance::matmul(g_s, b_s.t(), &fm), tolerance::matmul(g_s, b_s.t(), &dm)));
+            bound_b.index_axis_mut(Axis(0), s).assign(&tolerance::pair(tolerance::matmul(a_s.t(), g_s, &fm), tolerance::matmul(a_s.t(), g_s, &dm)));
+        }
+        agree("batched_matmul", out32.view().into_dyn(), out.view().into_dyn(), bound.view().into_dyn())?;
+        agree("batched_matmul_backward.grad_a", widen(&ga32).view().into_dyn(), ga.view().into_dyn(), bound_a.view().into_dyn())?;
+        agree("batched_matmul_backward.grad_b", widen(&gb32).view().into_dyn(), gb.view().into_dyn(), bound_b.view().into_dyn())?;
+    }
+
+    #[test]
     fn f32_matches_f64_rows_and_reductions((m, n, x, _, c) in rows_case(3.0), axis in 0usize..=1) {
         let (x32, x64) = rounded(&x);
         let (c32, c64) = rounded(&c);
@@ -464,7 +488,15 @@ proptest! {
         agree("add_rows_backward.grad_b", widen(&gsum32).view().into_dyn(), gsum.view().into_dyn(), bound.view().into_dyn())?;
         let bound = tolerance::pair(tolerance::sum_axis(xm.view(), axis, &fm), tolerance::sum_axis(xm.view(), axis, &dm));
         agree("sum_axis", widen(&r::sum_axis(xm32.view(), axis)?).view().into_dyn(), r::sum_axis(xm.view(), axis)?.view().into_dyn(), bound.view().into_dyn())?;
+        let kept = if axis == 0 { n } else { m };
+        let (gv32, gv64) = rounded(&x[..kept]);
+        let (gv32, gv64) = (Array1::from(gv32), Array1::from(gv64));
+        let exact = Array2::<f64>::zeros((m, n));
+        agree("sum_axis_backward", widen(&r::sum_axis_backward((m, n), axis, gv32.view())?).view().into_dyn(), r::sum_axis_backward((m, n), axis, gv64.view())?.view().into_dyn(), exact.view().into_dyn())?;
         if xm.len_of(Axis(axis)) > 0 {
+            let back = r::mean_axis_backward((m, n), axis, gv64.view())?;
+            let bound = back.mapv(|v| (fm.divide + dm.divide) * v.abs());
+            agree("mean_axis_backward", widen(&r::mean_axis_backward((m, n), axis, gv32.view())?).view().into_dyn(), back.view().into_dyn(), bound.view().into_dyn())?;
             let bound = tolerance::pair(tolerance::mean_axis(xm.view(), axis, &fm), tolerance::mean_axis(xm.view(), axis, &dm));
             agree("mean_axis", widen(&r::mean_axis(xm32.view(), axis)?).view().into_dyn(), r::mean_axis(xm.view(), axis)?.view().into_dyn(), bound.view().into_dyn())?;
         }
@@ -500,6 +532,8 @@ proptest! {
         let s = f64::from(slope);
         pointwise("leaky_relu", r::leaky_relu(xa32.view(), slope), r::leaky_relu(xa.view(), s),
             &|i| (fm.unit_roundoff + dm.unit_roundoff) * (x64[i] * s).abs() + fm.underflow)?;
+        pointwise("leaky_relu_backward", r::leaky_relu_backward(xa32.view(), g32.view(), slope)?, r::leaky_relu_backward(xa.view(), g.view(), s)?,
+            &|i| (fm.unit_roundoff + dm.unit_roundoff) * (c64[i] * s).abs() + fm.underflow)?;
     }
 
     #[test]
@@ -576,6 +610,10 @@ proptest! {
         prop_assert_eq!(&d32.mask, &d64.mask);
         let bound = d64.output.mapv(|y| tolerance::dropout(y, &fm) + tolerance::dropout(y, &dm));
         agree("dropout", widen(&d32.output).view().into_dyn(), d64.output.view().into_dyn(), bound.view().into_dyn())?;
+        // Backward with g := the table: the same mask and scale, so the same bound.
+        let b32 = r::dropout_backward(table32.view(), d32.mask.view(), d32.scale)?;
+        let b64 = r::dropout_backward(table.view(), d64.mask.view(), d64.scale)?;
+        agree("dropout_backward", widen(&b32).view().into_dyn(), b64.view().into_dyn(), bound.view().into_dyn())?;
     }
 
     #[test]
