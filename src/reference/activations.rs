@@ -53,19 +53,20 @@ pub fn relu<T: Float, D: Dimension>(x: ArrayView<'_, T, D>) -> Array<T, D> {
 /// VJP of [`relu`], with derivative **0 at exactly 0** (THEORY.md §0, PyTorch's
 /// `threshold_backward`):
 /// ```text
-/// ∂L/∂x = g · 1[x > 0]      (g if x > 0, else 0)
+/// ∂L/∂x = 0 if x ≤ 0, else g
 /// ```
-/// PyTorch computes the mask from the output `y > 0`, which is the same set. A NaN `x` gives 0.
+/// PyTorch computes `threshold_backward(g, y, 0)` = `y ≤ 0 ? 0 : g` on the output `y`, which
+/// is the same test; a NaN `x` (NaN `y`) fails `≤ 0` and passes `g` through, as in PyTorch.
 /// Exact. Errors: `ShapeMismatch` if `g` is not the shape of `x`.
 pub fn relu_backward<T: Float, D: Dimension>(
     x: ArrayView<'_, T, D>,
     grad_output: ArrayView<'_, T, D>,
 ) -> Result<Array<T, D>> {
     backward("relu_backward", x, grad_output, |v, g| {
-        if v > T::zero() {
-            g
-        } else {
+        if v <= T::zero() {
             T::zero()
+        } else {
+            g
         }
     })
 }
@@ -81,7 +82,7 @@ pub fn leaky_relu<T: Float, D: Dimension>(x: ArrayView<'_, T, D>, slope: T) -> A
 }
 
 /// VJP of [`leaky_relu`], with derivative `slope` at exactly 0 (PyTorch's
-/// `leaky_relu_backward`: `x > 0 ? g : g·slope`):
+/// `leaky_relu_backward`: `x > 0 ? g : g·slope`, so a NaN `x` gives `g·slope`):
 /// ```text
 /// ∂L/∂x = g if x > 0, else g · slope
 /// ```
@@ -282,6 +283,9 @@ mod tests {
             array![0.5, 0.5, 0.5, 1.0]
         );
         assert!(relu(array![f64::NAN].view())[0].is_nan());
+        // PyTorch: threshold_backward passes g where y = NaN (NaN ≤ 0 is false).
+        let d = relu_backward(array![f64::NAN].view(), array![2.0].view()).expect("valid");
+        assert_eq!(d[0], 2.0);
         assert!(relu_backward(x.view(), array![1.0].view()).is_err());
     }
 

@@ -101,8 +101,8 @@ pub fn layer_norm<T: Scalar>(
 /// ∂L/∂γ_j = Σ_i g_ij · x̂_ij,    ∂L/∂β_j = Σ_i g_ij      (sequential over rows i)
 /// ```
 /// PyTorch: `native_layer_norm_backward` (same formula, different association). Returns
-/// `(grad_x, grad_gamma, grad_beta)`. Errors: as [`layer_norm`], plus `ShapeMismatch` if `g`
-/// is not the shape of `x`.
+/// `(grad_x, grad_gamma, grad_beta)`. Bound: [`crate::tolerance::layer_norm_backward`].
+/// Errors: as [`layer_norm`], plus `ShapeMismatch` if `g` is not the shape of `x`.
 pub fn layer_norm_backward<T: Scalar>(
     x: ArrayView2<'_, T>,
     gamma: ArrayView1<'_, T>,
@@ -326,7 +326,7 @@ fn attention_scale<T: Scalar>(head_dim: usize) -> T {
 /// gives NaN (softmax's policy); a finite large negative mask (e.g. `−1e9`, or `−1e4` in f32
 /// BERT code) gives weight 0 after underflow.
 ///
-/// Bound: none derived yet for the composition (see the conformance tests). Errors:
+/// Bound: [`crate::tolerance::attention`] (composed from the parts' bounds). Errors:
 /// `ShapeMismatch` for inconsistent shapes; `EmptyInput` if `d = 0` or `s_k = 0`.
 /// `s_q = 0`, `b = 0` or `h = 0` give an empty result.
 pub fn attention<T: Scalar>(
@@ -365,8 +365,8 @@ pub fn attention<T: Scalar>(
 /// ∂L/∂Q = ((∂L/∂S)·scale)·K
 /// ∂L/∂K = ((∂L/∂S)·scale)ᵀ·Q
 /// ```
-/// Returns `(grad_q, grad_k, grad_v)`. Errors: as [`attention`], plus `ShapeMismatch` if `G`
-/// is not `[b, h, s_q, d_v]`.
+/// Returns `(grad_q, grad_k, grad_v)`. Bound: [`crate::tolerance::attention_backward`].
+/// Errors: as [`attention`], plus `ShapeMismatch` if `G` is not `[b, h, s_q, d_v]`.
 pub fn attention_backward<T: Scalar>(
     q: ArrayView4<'_, T>,
     k: ArrayView4<'_, T>,

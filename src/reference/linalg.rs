@@ -178,7 +178,8 @@ pub fn mul_rows<T: Float>(x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<
 /// ```text
 /// ∂L/∂X_ij = G_ij · b_j,    ∂L/∂b_j = Σ_i G_ij · X_ij      (sequential in i)
 /// ```
-/// Returns `(grad_x, grad_b)`. Bound: [`crate::tolerance::mul_rows_backward`].
+/// Returns `(grad_x, grad_b)`. Bounds: [`crate::tolerance::mul_rows`] with `x := G` for
+/// `grad_x`, [`crate::tolerance::mul_rows_backward_grad_b`] for `grad_b`.
 /// Errors: `ShapeMismatch` if `b` is not `[n]` or `G` is not the shape of `x`.
 pub fn mul_rows_backward<T: Float>(
     x: ArrayView2<'_, T>,

@@ -7,6 +7,7 @@ mod opencl_device;
 mod planted;
 mod reliability;
 mod reference_optim;
+mod reference_ops;
 
 mloracle::backend_tests!(reference_f32, f32, Ok(mloracle::Reference));
 mloracle::backend_tests!(reference_f64, f64, Ok(mloracle::Reference));
