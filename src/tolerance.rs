@@ -559,6 +559,8 @@ pub fn gradient_descent_quadratic_relative(steps: u64, eta_lambda: f64, unit_rou
     #[allow(clippy::cast_precision_loss, reason = "step counts are small")]
     let k = steps as f64;
     k * (1.0 + 2.0 * eta_lambda / (1.0 - eta_lambda).abs()) * unit_roundoff
+}
+
 /// Relative error `2k·u` of a built-in allowed `k` ulp in the arithmetic of `model` (the
 /// single- or double-precision column of `budget`, picked by `model.unit_roundoff`; THEORY.md §0:
 /// `ulp(x)/|x| ≤ 2u`).
