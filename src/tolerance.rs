@@ -506,6 +506,14 @@ pub fn adam_step_rounding_factor(beta1: f64, beta2: f64) -> f64 {
 /// |ŝ_t| ≤ lr·C_t·(1 + τu)
 /// ```
 /// `lr` as the optimizer holds it (already rounded to its scalar type). `None` where `C_t` is.
+///
+/// Open point for THEORY.md D2: `τ` counts the roundings of the operations, not the rounding
+/// of the coefficients to `T` (`b = fl(β)`, `c = fl(1−β)`; the bias corrections use the exact
+/// `β`). Redoing Cauchy–Schwarz with the weights `c1·b1^k` against `c2·b2^k` changes `C_t` by a
+/// factor `sqrt(c1²/c2 · (1−β2)/(1−β1)² · Σ(b1²/b2)^k / Σ(β1²/β2)^k)`, i.e. at most about
+/// `(3/2)(1 + r/(1−r))u` relative with `r = β1²/β2` (≈ 8.6u for (0.9, 0.98)), which is not
+/// separately in `τ`. The property tests use `τ` as THEORY.md states it; the largest measured
+/// excess over `lr·C_t` was 0.094 of `τu`.
 pub fn adam_step(
     learning_rate: f64,
     beta1: f64,
