@@ -9,8 +9,8 @@ mod activations;
 mod layers;
 mod linalg;
 mod losses;
-mod ops;
 pub mod models;
+mod ops;
 pub mod optim;
 
 pub use losses::{

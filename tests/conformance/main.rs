@@ -5,9 +5,10 @@ mod contrast;
 #[cfg(feature = "opencl")]
 mod opencl_device;
 mod planted;
-mod reliability;
-mod reference_optim;
+mod reference_models;
 mod reference_ops;
+mod reference_optim;
+mod reliability;
 
 mloracle::backend_tests!(reference_f32, f32, Ok(mloracle::Reference));
 mloracle::backend_tests!(reference_f64, f64, Ok(mloracle::Reference));

@@ -48,7 +48,8 @@ fn every_op_behaves<T: Scalar>(
     } else {
         Expected::Ok
     };
-    let calls: Vec<(&str, Expected, Box<dyn Fn() -> Option<Expected> + '_>)> = vec![
+    type Call<'a> = Box<dyn Fn() -> Option<Expected> + 'a>;
+    let calls: Vec<(&str, Expected, Call<'_>)> = vec![
         (
             "log_sum_exp_rows",
             row_expected,

@@ -10,10 +10,11 @@ pub mod encoder;
 pub mod gru;
 pub mod mlp;
 
-use ndarray::{Array1, ArrayView1, ArrayView2, Array2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use super::optim::{
-    clip_grad_norm, store_gradients, Adam, AdamHyper, GradientMode, LearningRateSchedule, Sgd, SgdHyper,
+    clip_grad_norm, store_gradients, Adam, AdamHyper, GradientMode, LearningRateSchedule, Sgd,
+    SgdHyper,
 };
 use crate::{Error, Result, Scalar};
 
@@ -153,7 +154,13 @@ impl<T: Scalar, M: Model<T>> Trainer<T, M> {
             OptimizerConfig::Adam(hyper) => OptimizerState::Adam(Adam::new(hyper, &lengths)?),
         };
         let stored_gradients = lengths.iter().map(|&n| Array1::zeros(n)).collect();
-        Ok(Trainer { model, config, optimizer, stored_gradients, step: 0 })
+        Ok(Trainer {
+            model,
+            config,
+            optimizer,
+            stored_gradients,
+            step: 0,
+        })
     }
 
     /// The next step's index.
@@ -169,9 +176,16 @@ impl<T: Scalar, M: Model<T>> Trainer<T, M> {
     /// One training step on `batch`; see the type's doc.
     pub fn step(&mut self, batch: &M::Batch) -> Result<StepReport<T>> {
         let step = self.step;
-        let learning_rate = self.config.schedule.learning_rate(self.config.base_learning_rate, step)?;
+        let learning_rate = self
+            .config
+            .schedule
+            .learning_rate(self.config.base_learning_rate, step)?;
         let (loss, fresh) = self.model.loss_and_gradients(batch, step)?;
-        store_gradients(&mut self.stored_gradients, &fresh, self.config.gradient_mode)?;
+        store_gradients(
+            &mut self.stored_gradients,
+            &fresh,
+            self.config.gradient_mode,
+        )?;
         let gradient_norm = match self.config.clip_grad_norm {
             Some(max_norm) => Some(clip_grad_norm(&mut self.stored_gradients, max_norm)?),
             None => None,
@@ -187,12 +201,19 @@ impl<T: Scalar, M: Model<T>> Trainer<T, M> {
             }
         }
         self.step += 1;
-        Ok(StepReport { step, loss, learning_rate, gradient_norm })
+        Ok(StepReport {
+            step,
+            loss,
+            learning_rate,
+            gradient_norm,
+        })
     }
 
     /// `steps` training steps on the same batch; the loss trace.
     pub fn train(&mut self, batch: &M::Batch, steps: usize) -> Result<Vec<T>> {
-        (0..steps).map(|_| self.step(batch).map(|r| r.loss)).collect()
+        (0..steps)
+            .map(|_| self.step(batch).map(|r| r.loss))
+            .collect()
     }
 }
 
@@ -227,11 +248,19 @@ pub(crate) fn linear_backward<T: Scalar>(
 }
 
 /// View a flattened `[rows·cols]` parameter as a `[rows, cols]` matrix.
-pub(crate) fn weight_matrix<T>(flat: ArrayView1<'_, T>, rows: usize, cols: usize) -> Result<ArrayView2<'_, T>> {
-    flat.into_shape_with_order((rows, cols)).map_err(|_| Error::ShapeMismatch {
-        op: "weight_matrix",
-        detail: format!("a parameter of {} elements viewed as [{rows}, {cols}]", flat.len()),
-    })
+pub(crate) fn weight_matrix<T>(
+    flat: ArrayView1<'_, T>,
+    rows: usize,
+    cols: usize,
+) -> Result<ArrayView2<'_, T>> {
+    flat.into_shape_with_order((rows, cols))
+        .map_err(|_| Error::ShapeMismatch {
+            op: "weight_matrix",
+            detail: format!(
+                "a parameter of {} elements viewed as [{rows}, {cols}]",
+                flat.len()
+            ),
+        })
 }
 
 /// Flatten a matrix row-major.
