@@ -5,6 +5,7 @@ mod contrast;
 #[cfg(feature = "opencl")]
 mod opencl_device;
 mod planted;
+mod reference_gru;
 mod reliability;
 mod reference_optim;
 
