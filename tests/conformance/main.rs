@@ -5,6 +5,7 @@ mod contrast;
 #[cfg(feature = "opencl")]
 mod opencl_device;
 mod planted;
+mod reference_gru;
 mod reference_models;
 mod reference_ops;
 mod reference_optim;
