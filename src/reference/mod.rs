@@ -4,6 +4,9 @@
 //! reproduces f32 behaviour, the f64 instance is the oracle. Each function's doc states its
 //! formula, its PyTorch counterpart and any deviation, its bound fn and its error policy.
 //! Nothing here is optimised: a reader checks each loop against its formula.
+//!
+//! The table of every function, its formula, PyTorch counterpart and deviations is
+//! [`table`].
 
 mod activations;
 mod layers;
@@ -12,6 +15,10 @@ mod losses;
 pub mod models;
 mod ops;
 pub mod optim;
+
+/// The table of reference functions (formula, PyTorch counterpart, deviation).
+#[doc = include_str!("table.md")]
+pub mod table {}
 
 pub use losses::{
     bce_with_logits, bce_with_logits_backward, bce_with_logits_element, bce_with_logits_mean,
