@@ -10,6 +10,7 @@ mod reference_models;
 mod reference_ops;
 mod reference_optim;
 mod reliability;
+mod seed003;
 
 mloracle::backend_tests!(reference_f32, f32, Ok(mloracle::Reference));
 mloracle::backend_tests!(reference_f64, f64, Ok(mloracle::Reference));
