@@ -70,4 +70,42 @@ impl<T: Scalar> Backend<T> for Reference {
     ) -> Result<Array1<T>> {
         bce_with_logits_mean_backward(logits, labels, grad_output)
     }
+    fn matmul(&self, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        matmul(a, b)
+    }
+    fn relu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        Ok(relu(x))
+    }
+    fn relu_backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        relu_backward(x, g)
+    }
+    fn leaky_relu(&self, x: ArrayView2<'_, T>, slope: T) -> Result<Array2<T>> {
+        Ok(leaky_relu(x, slope))
+    }
+    fn leaky_relu_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        slope: T,
+    ) -> Result<Array2<T>> {
+        leaky_relu_backward(x, g, slope)
+    }
+    fn sigmoid(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        Ok(sigmoid_array(x))
+    }
+    fn sigmoid_backward(&self, y: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        sigmoid_backward(y, g)
+    }
+    fn tanh(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        Ok(tanh(x))
+    }
+    fn tanh_backward(&self, y: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        tanh_backward(y, g)
+    }
+    fn gelu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        Ok(gelu(x))
+    }
+    fn gelu_backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        gelu_backward(x, g)
+    }
 }
