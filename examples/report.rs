@@ -121,6 +121,88 @@ fn op_rows<T: Scalar>(backend: &impl Backend<T>, cases: u32) -> Vec<Row> {
                 )
             },
         ),
+        measure(
+            "matmul",
+            label.clone(),
+            cases,
+            strategy::matmul_operands::<T>(),
+            |(a, b)| conformance::check_matmul(backend, a.view(), b.view()),
+        ),
+        measure(
+            "relu",
+            label.clone(),
+            cases,
+            strategy::activation_input::<T>(),
+            |x| conformance::check_relu(backend, x.view()),
+        ),
+        measure(
+            "relu_backward",
+            label.clone(),
+            cases,
+            strategy::activation_input_with_grad::<T>(),
+            |(x, g)| conformance::check_relu_backward(backend, x.view(), g.view()),
+        ),
+        measure(
+            "leaky_relu",
+            label.clone(),
+            cases,
+            (strategy::activation_input::<T>(), strategy::leaky_slope()),
+            |(x, s)| conformance::check_leaky_relu(backend, x.view(), T::narrow(s)),
+        ),
+        measure(
+            "leaky_relu_backward",
+            label.clone(),
+            cases,
+            (
+                strategy::activation_input_with_grad::<T>(),
+                strategy::leaky_slope(),
+            ),
+            |((x, g), s)| {
+                conformance::check_leaky_relu_backward(backend, x.view(), g.view(), T::narrow(s))
+            },
+        ),
+        measure(
+            "sigmoid",
+            label.clone(),
+            cases,
+            strategy::activation_input::<T>(),
+            |x| conformance::check_sigmoid(backend, x.view()),
+        ),
+        measure(
+            "sigmoid_backward",
+            label.clone(),
+            cases,
+            strategy::sigmoid_output_with_grad::<T>(),
+            |(y, g)| conformance::check_sigmoid_backward(backend, y.view(), g.view()),
+        ),
+        measure(
+            "tanh",
+            label.clone(),
+            cases,
+            strategy::activation_input::<T>(),
+            |x| conformance::check_tanh(backend, x.view()),
+        ),
+        measure(
+            "tanh_backward",
+            label.clone(),
+            cases,
+            strategy::tanh_output_with_grad::<T>(),
+            |(y, g)| conformance::check_tanh_backward(backend, y.view(), g.view()),
+        ),
+        measure(
+            "gelu",
+            label.clone(),
+            cases,
+            strategy::activation_input::<T>(),
+            |x| conformance::check_gelu(backend, x.view()),
+        ),
+        measure(
+            "gelu_backward",
+            label.clone(),
+            cases,
+            strategy::activation_input_with_grad::<T>(),
+            |(x, g)| conformance::check_gelu_backward(backend, x.view(), g.view()),
+        ),
     ]
 }
 

@@ -126,3 +126,118 @@ pub fn labels<T: Scalar>() -> impl Strategy<Value = Array1<T>> {
 pub fn grad_output() -> impl Strategy<Value = f64> {
     prop_oneof![Just(1.0), -4.0f64..=4.0]
 }
+
+/// Shapes for 2-D elementwise ops and row broadcasts: 0 to 4 rows of a [`row_length`] (1, odd,
+/// 63/64/65, 255/256/257, ...), so the flattened length crosses work-group boundaries.
+pub fn elementwise_shape() -> impl Strategy<Value = (usize, usize)> {
+    (0usize..=4, row_length())
+}
+
+fn matrix_of<T: Scalar>(
+    (rows, cols): (usize, usize),
+    value: impl Strategy<Value = f64>,
+) -> impl Strategy<Value = Array2<T>> {
+    vec(value, rows * cols).prop_map(move |v| {
+        Array2::from_shape_vec((rows, cols), narrow::<T>(&v))
+            .unwrap_or_else(|_| Array2::zeros((rows, cols)))
+    })
+}
+
+/// Inputs of the elementwise activations: [`logit_value`]s (log-uniform magnitudes up to `1e4`,
+/// [`EDGE_VALUES`] including `±0`, `±1e30` and the f32 `exp` thresholds) in an
+/// [`elementwise_shape`].
+pub fn activation_input<T: Scalar>() -> impl Strategy<Value = Array2<T>> {
+    elementwise_shape().prop_flat_map(|shape| matrix_of::<T>(shape, logit_value()))
+}
+
+/// Upstream gradient values: `1`, `0`, or uniform in `[-4, 4]`.
+pub fn grad_value() -> impl Strategy<Value = f64> {
+    prop_oneof![1 => Just(1.0), 1 => Just(0.0), 6 => -4.0f64..=4.0]
+}
+
+/// `(x, g)` of one shape for a VJP that takes the forward **input** (ReLU, leaky ReLU, GELU).
+pub fn activation_input_with_grad<T: Scalar>() -> impl Strategy<Value = (Array2<T>, Array2<T>)> {
+    elementwise_shape().prop_flat_map(|shape| {
+        (
+            matrix_of::<T>(shape, logit_value()),
+            matrix_of::<T>(shape, grad_value()),
+        )
+    })
+}
+
+/// `(y, g)` for the sigmoid VJP: outputs `y ∈ [0, 1]` (with `0`, `1/2`, `1` and values near
+/// the ends), same-shape gradients.
+pub fn sigmoid_output_with_grad<T: Scalar>() -> impl Strategy<Value = (Array2<T>, Array2<T>)> {
+    let y = || {
+        prop_oneof![
+            4 => 0.0f64..=1.0,
+            1 => prop::sample::select(vec![0.0, 0.5, 1.0, 1e-7, 1.0 - 1e-7]),
+        ]
+    };
+    elementwise_shape().prop_flat_map(move |shape| {
+        (
+            matrix_of::<T>(shape, y()),
+            matrix_of::<T>(shape, grad_value()),
+        )
+    })
+}
+
+/// `(y, g)` for the tanh VJP: outputs `y ∈ [−1, 1]` (with `0`, `±1`, values near `±1`),
+/// same-shape gradients.
+pub fn tanh_output_with_grad<T: Scalar>() -> impl Strategy<Value = (Array2<T>, Array2<T>)> {
+    let y = || {
+        prop_oneof![
+            4 => -1.0f64..=1.0,
+            1 => prop::sample::select(vec![0.0, 1.0, -1.0, 1.0 - 1e-7, -1.0 + 1e-7]),
+        ]
+    };
+    elementwise_shape().prop_flat_map(move |shape| {
+        (
+            matrix_of::<T>(shape, y()),
+            matrix_of::<T>(shape, grad_value()),
+        )
+    })
+}
+
+/// Negative slopes of leaky ReLU: PyTorch's default `0.01`, common values, `0`, `1`, a negative
+/// one, or uniform in `[0, 1]`.
+pub fn leaky_slope() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        1 => prop::sample::select(vec![0.01, 0.1, 0.2, 0.0, 1.0, -0.5]),
+        1 => 0.0f64..=1.0,
+    ]
+}
+
+/// Matmul sizes: 1, small, odd, around tile multiples (15/16/17, 31/32/33, 63/64/65), and for
+/// the inner dimension also 0 (the result is zeros) and 255/256/257.
+pub fn matmul_dims() -> impl Strategy<Value = (usize, usize, usize)> {
+    let outer = || {
+        prop_oneof![
+            1 => Just(1usize),
+            3 => 2usize..=20,
+            2 => prop::sample::select(vec![15usize, 16, 17, 31, 32, 33, 63, 64, 65]),
+        ]
+    };
+    let inner = prop_oneof![
+        1 => Just(0usize),
+        1 => Just(1usize),
+        3 => 2usize..=40,
+        2 => prop::sample::select(vec![15usize, 16, 17, 63, 64, 65, 255, 256, 257]),
+    ];
+    (outer(), inner, outer())
+}
+
+/// Matmul operands `(a [m, k], b [k, n])` over [`matmul_dims`], entries uniform in `[-s, s]` for
+/// a scale `s ∈ {1, 10, 100}` (no overflow in f32 for these lengths).
+pub fn matmul_operands<T: Scalar>() -> impl Strategy<Value = (Array2<T>, Array2<T>)> {
+    (
+        matmul_dims(),
+        prop::sample::select(vec![1.0f64, 10.0, 100.0]),
+    )
+        .prop_flat_map(|((m, k, n), s)| {
+            (
+                matrix_of::<T>((m, k), -s..=s),
+                matrix_of::<T>((k, n), -s..=s),
+            )
+        })
+}
