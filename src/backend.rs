@@ -25,7 +25,13 @@ pub const OPS: &[&str] = &[
     "tanh_backward",
     "gelu",
     "gelu_backward",
+    "add_rows",
+    "layer_norm",
+    "layer_norm_backward",
 ];
+
+/// Gradients of LayerNorm: `(grad_x, grad_gamma, grad_beta)`.
+pub type LayerNormGrads<T> = (Array2<T>, Array1<T>, Array1<T>);
 
 /// Build the [`Error::Unsupported`] a default method returns.
 pub fn unsupported<T: Scalar>(backend: &str, op: &'static str) -> Error {
@@ -181,6 +187,39 @@ pub trait Backend<T: Scalar>: Send + Sync {
         let _ = (x, grad_output);
         Err(unsupported::<T>(&self.name(), "gelu_backward"))
     }
+
+    /// Add the row vector `b [n]` to every row of `x [m, n]`; see
+    /// [`crate::reference::add_rows`].
+    fn add_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        let _ = (x, b);
+        Err(unsupported::<T>(&self.name(), "add_rows"))
+    }
+
+    /// LayerNorm over the rows of `x`; see [`crate::reference::layer_norm`].
+    fn layer_norm(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+    ) -> Result<Array2<T>> {
+        let _ = (x, gamma, beta, eps);
+        Err(unsupported::<T>(&self.name(), "layer_norm"))
+    }
+
+    /// VJP of LayerNorm, `(grad_x, grad_gamma, grad_beta)`; see
+    /// [`crate::reference::layer_norm_backward`].
+    fn layer_norm_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<LayerNormGrads<T>> {
+        let _ = (x, gamma, beta, eps, grad_output);
+        Err(unsupported::<T>(&self.name(), "layer_norm_backward"))
+    }
 }
 
 impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for &B {
@@ -248,5 +287,27 @@ impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for &B {
     }
     fn gelu_backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
         (**self).gelu_backward(x, g)
+    }
+    fn add_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        (**self).add_rows(x, b)
+    }
+    fn layer_norm(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+    ) -> Result<Array2<T>> {
+        (**self).layer_norm(x, gamma, beta, eps)
+    }
+    fn layer_norm_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<LayerNormGrads<T>> {
+        (**self).layer_norm_backward(x, gamma, beta, eps, grad_output)
     }
 }

@@ -34,8 +34,11 @@ pub use linalg::{
     transpose,
 };
 
+pub(crate) use layers::layer_norm_eps;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
+use crate::backend::LayerNormGrads;
 use crate::{Backend, Result, Scalar};
 
 /// The reference backend. Stateless: one value serves every scalar type.
@@ -107,5 +110,27 @@ impl<T: Scalar> Backend<T> for Reference {
     }
     fn gelu_backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
         gelu_backward(x, g)
+    }
+    fn add_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        add_rows(x, b)
+    }
+    fn layer_norm(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+    ) -> Result<Array2<T>> {
+        layer_norm(x, gamma, beta, eps)
+    }
+    fn layer_norm_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<LayerNormGrads<T>> {
+        layer_norm_backward(x, gamma, beta, eps, grad_output)
     }
 }
