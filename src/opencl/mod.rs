@@ -18,7 +18,8 @@ use std::sync::{Arc, OnceLock};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Dimension};
 use ocl::{flags, Buffer, Kernel, Program};
 
-use crate::{validate, Backend, Error, Result, Scalar};
+use crate::backend::LayerNormGrads;
+use crate::{reference, validate, Backend, Error, Result, Scalar};
 use context::DeviceContext;
 
 /// Preferred work-group size of the row and reduction kernels (capped by the device).
@@ -576,6 +577,137 @@ impl<T: Scalar> Backend<T> for OpenCl {
             g,
             &[gelu_inv_sqrt2(), gelu_inv_sqrt_2pi()],
         )
+    }
+    fn add_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        const OP: &str = "add_rows";
+        validate::row_vector(OP, x, b)?;
+        let (rows, cols) = x.dim();
+        if rows == 0 || cols == 0 {
+            return Ok(Array2::zeros((rows, cols)));
+        }
+        let program = self.program::<T>(OP)?;
+        let (row_count, col_count) = (to_u32(OP, rows)?, to_u32(OP, cols)?);
+        let wg = self.shared.row_work_group;
+        let x_buffer = self.upload(&contiguous(&x))?;
+        let b_buffer = self.upload(&contiguous(&b))?;
+        let y_buffer = self.allocate::<T>(rows * cols)?;
+        let kernel = self
+            .kernel(&program, OP)
+            .global_work_size(rows * wg)
+            .local_work_size(wg)
+            .arg(&x_buffer)
+            .arg(&b_buffer)
+            .arg(&y_buffer)
+            .arg(row_count)
+            .arg(col_count)
+            .build();
+        self.enqueue(kernel, OP)?;
+        let data = self.download(&y_buffer, rows * cols)?;
+        Array2::from_shape_vec((rows, cols), data).map_err(|e| Error::opencl("shaping add_rows", e))
+    }
+
+    fn layer_norm(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+    ) -> Result<Array2<T>> {
+        const OP: &str = "layer_norm";
+        validate::layer_norm(OP, x, gamma, beta, eps)?;
+        let eps = reference::layer_norm_eps::<T>(OP, eps)?;
+        let (rows, cols) = x.dim();
+        if rows == 0 {
+            return Ok(Array2::zeros((rows, cols)));
+        }
+        let program = self.program::<T>(OP)?;
+        let (row_count, col_count) = (to_u32(OP, rows)?, to_u32(OP, cols)?);
+        let wg = self.shared.row_work_group;
+        let x_buffer = self.upload(&contiguous(&x))?;
+        let gamma_buffer = self.upload(&contiguous(&gamma))?;
+        let beta_buffer = self.upload(&contiguous(&beta))?;
+        let y_buffer = self.allocate::<T>(rows * cols)?;
+        let kernel = self
+            .kernel(&program, OP)
+            .global_work_size(rows * wg)
+            .local_work_size(wg)
+            .arg(&x_buffer)
+            .arg(&gamma_buffer)
+            .arg(&beta_buffer)
+            .arg(&y_buffer)
+            .arg(eps)
+            .arg(row_count)
+            .arg(col_count)
+            .build();
+        self.enqueue(kernel, OP)?;
+        let data = self.download(&y_buffer, rows * cols)?;
+        Array2::from_shape_vec((rows, cols), data)
+            .map_err(|e| Error::opencl("shaping layer_norm", e))
+    }
+
+    fn layer_norm_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<LayerNormGrads<T>> {
+        const OP: &str = "layer_norm_backward";
+        validate::layer_norm(OP, x, gamma, beta, eps)?;
+        validate::same_shape(OP, "grad_output", grad_output.shape(), "x", x.shape())?;
+        let eps = reference::layer_norm_eps::<T>(OP, eps)?;
+        let (rows, cols) = x.dim();
+        if rows == 0 {
+            return Ok((
+                Array2::zeros((rows, cols)),
+                Array1::zeros(cols),
+                Array1::zeros(cols),
+            ));
+        }
+        let program = self.program::<T>(OP)?;
+        let (row_count, col_count) = (to_u32(OP, rows)?, to_u32(OP, cols)?);
+        let wg = self.shared.row_work_group;
+        let x_buffer = self.upload(&contiguous(&x))?;
+        let gamma_buffer = self.upload(&contiguous(&gamma))?;
+        let g_buffer = self.upload(&contiguous(&grad_output))?;
+        let grad_x_buffer = self.allocate::<T>(rows * cols)?;
+        let xhat_buffer = self.allocate::<T>(rows * cols)?;
+        let grad_gamma_buffer = self.allocate::<T>(cols)?;
+        let grad_beta_buffer = self.allocate::<T>(cols)?;
+        let rows_kernel = self
+            .kernel(&program, OP)
+            .global_work_size(rows * wg)
+            .local_work_size(wg)
+            .arg(&x_buffer)
+            .arg(&gamma_buffer)
+            .arg(&g_buffer)
+            .arg(&grad_x_buffer)
+            .arg(&xhat_buffer)
+            .arg(eps)
+            .arg(row_count)
+            .arg(col_count)
+            .build();
+        self.enqueue(rows_kernel, OP)?;
+        // The in-order queue runs the column pass after the row pass has written xhat.
+        let columns_kernel = self
+            .kernel(&program, "layer_norm_param_grads")
+            .global_work_size(round_up(cols, wg))
+            .local_work_size(wg)
+            .arg(&g_buffer)
+            .arg(&xhat_buffer)
+            .arg(&grad_gamma_buffer)
+            .arg(&grad_beta_buffer)
+            .arg(row_count)
+            .arg(col_count)
+            .build();
+        self.enqueue(columns_kernel, "layer_norm_param_grads")?;
+        let grad_x =
+            Array2::from_shape_vec((rows, cols), self.download(&grad_x_buffer, rows * cols)?)
+                .map_err(|e| Error::opencl("shaping layer_norm_backward", e))?;
+        let grad_gamma = Array1::from(self.download(&grad_gamma_buffer, cols)?);
+        let grad_beta = Array1::from(self.download(&grad_beta_buffer, cols)?);
+        Ok((grad_x, grad_gamma, grad_beta))
     }
 }
 

@@ -15,6 +15,7 @@ pub const SOURCES: &[(&str, &str)] = &[
         "elementwise.cl",
         include_str!("../../opencl/elementwise.cl"),
     ),
+    ("norm.cl", include_str!("../../opencl/norm.cl")),
 ];
 
 /// Side of the square matmul tile for a row work-group size: the largest power of two `t ≤ 16`
