@@ -525,6 +525,187 @@ pub fn check_gelu_backward<T: Scalar>(
     agree(OP, backend, actual, expected, bound, &context)
 }
 
+/// Row broadcast add vs the f64 reference within [`tolerance::add_rows`] (both sides).
+pub fn check_add_rows<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    b: ArrayView1<'_, T>,
+) -> CheckResult {
+    const OP: &str = "add_rows";
+    let actual = backend.add_rows(x, b).map_err(backend_error(OP, backend))?;
+    let (x64, b64) = (widen2(x), widen1(b));
+    let expected = reference::add_rows(x64.view(), b64.view()).map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let bound = tolerance::pair(
+        tolerance::add_rows(x64.view(), b64.view(), &m_t),
+        tolerance::add_rows(x64.view(), b64.view(), &m_64),
+    );
+    let context = |index: &[usize]| {
+        let (i, j) = (
+            index.first().copied().unwrap_or(0),
+            index.get(1).copied().unwrap_or(0),
+        );
+        match (x64.get((i, j)), b64.get(j)) {
+            (Some(x), Some(b)) => format!("x[{i}, {j}] = {x:e}, b[{j}] = {b:e}"),
+            _ => String::new(),
+        }
+    };
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// `eps` as the backend sees it: rounded to `T` (then widened exactly), so the f64 reference
+/// normalises with the same `eps`. Errors as the reference does (`InvalidParameter`).
+fn eps_in<T: Scalar>(op: &'static str, eps: f64) -> Result<f64, Error> {
+    reference::layer_norm_eps::<T>(op, eps).map(Scalar::widen)
+}
+
+/// LayerNorm vs the f64 reference (same `eps` rounded to `T`) within [`tolerance::layer_norm`]
+/// for `T` plus that for f64.
+pub fn check_layer_norm<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    gamma: ArrayView1<'_, T>,
+    beta: ArrayView1<'_, T>,
+    eps: f64,
+) -> CheckResult {
+    const OP: &str = "layer_norm";
+    let actual = backend
+        .layer_norm(x, gamma, beta, eps)
+        .map_err(backend_error(OP, backend))?;
+    let eps = eps_in::<T>(OP, eps).map_err(reference_error(OP))?;
+    let (x64, g64, b64) = (widen2(x), widen1(gamma), widen1(beta));
+    let expected = reference::layer_norm(x64.view(), g64.view(), b64.view(), eps)
+        .map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let bound = tolerance::pair(
+        tolerance::layer_norm(x64.view(), g64.view(), b64.view(), eps, &m_t),
+        tolerance::layer_norm(x64.view(), g64.view(), b64.view(), eps, &m_64),
+    );
+    let rows = row_context(&x64);
+    agree(
+        OP,
+        backend,
+        actual,
+        expected,
+        bound,
+        &|index: &[usize]| format!("{}; eps = {eps:e}", rows(index)),
+    )
+}
+
+/// The three gradients of [`check_layer_norm_backward`], each as its own [`Agreement`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerNormBackwardAgreement {
+    /// `∂L/∂x`.
+    pub grad_x: Agreement,
+    /// `∂L/∂γ`.
+    pub grad_gamma: Agreement,
+    /// `∂L/∂β`.
+    pub grad_beta: Agreement,
+}
+
+/// LayerNorm VJP vs the f64 reference within [`tolerance::layer_norm_backward`] (both sides),
+/// for `grad_x`, `grad_gamma` and `grad_beta`.
+pub fn check_layer_norm_backward<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    gamma: ArrayView1<'_, T>,
+    beta: ArrayView1<'_, T>,
+    eps: f64,
+    grad_output: ArrayView2<'_, T>,
+) -> Result<LayerNormBackwardAgreement, Box<CheckFailure>> {
+    const OP: &str = "layer_norm_backward";
+    let (grad_x, grad_gamma, grad_beta) = backend
+        .layer_norm_backward(x, gamma, beta, eps, grad_output)
+        .map_err(backend_error(OP, backend))?;
+    let eps = eps_in::<T>(OP, eps).map_err(reference_error(OP))?;
+    let (x64, g64, b64, go64) = (widen2(x), widen1(gamma), widen1(beta), widen2(grad_output));
+    let (ex, eg, eb) =
+        reference::layer_norm_backward(x64.view(), g64.view(), b64.view(), eps, go64.view())
+            .map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let (bx_t, bg_t, bb_t) =
+        tolerance::layer_norm_backward(x64.view(), g64.view(), eps, go64.view(), &m_t);
+    let (bx_64, bg_64, bb_64) =
+        tolerance::layer_norm_backward(x64.view(), g64.view(), eps, go64.view(), &m_64);
+    let rows = row_context(&x64);
+    let grad_x = agree(
+        "layer_norm_backward (grad_x)",
+        backend,
+        grad_x,
+        ex,
+        bx_t + bx_64,
+        &|index: &[usize]| format!("{}; eps = {eps:e}", rows(index)),
+    )?;
+    let columns = |index: &[usize]| {
+        let j = index.first().copied().unwrap_or(0);
+        format!(
+            "column {j} of x [{}, {}]; eps = {eps:e}",
+            x64.nrows(),
+            x64.ncols()
+        )
+    };
+    let vector = |name: &str, actual: Array1<T>, expected: Array1<f64>, bound: Array1<f64>| {
+        let actual = actual.mapv(Scalar::widen);
+        compare::compare(
+            &subject(name, backend),
+            actual.view().into_dyn(),
+            expected.view().into_dyn(),
+            bound.view().into_dyn(),
+            &columns,
+        )
+        .map_err(|m| Box::new(CheckFailure::Mismatch(m)))
+    };
+    Ok(LayerNormBackwardAgreement {
+        grad_x,
+        grad_gamma: vector(
+            "layer_norm_backward (grad_gamma)",
+            grad_gamma,
+            eg,
+            bg_t + bg_64,
+        )?,
+        grad_beta: vector(
+            "layer_norm_backward (grad_beta)",
+            grad_beta,
+            eb,
+            bb_t + bb_64,
+        )?,
+    })
+}
+
+/// [`check_add_rows`] as a proptest property.
+pub fn add_rows_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    b: ArrayView1<'_, T>,
+) -> TestCaseResult {
+    as_property(check_add_rows(backend, x, b))
+}
+
+/// [`check_layer_norm`] as a proptest property.
+pub fn layer_norm_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    gamma: ArrayView1<'_, T>,
+    beta: ArrayView1<'_, T>,
+    eps: f64,
+) -> TestCaseResult {
+    as_property(check_layer_norm(backend, x, gamma, beta, eps))
+}
+
+/// [`check_layer_norm_backward`] as a proptest property.
+pub fn layer_norm_backward_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    gamma: ArrayView1<'_, T>,
+    beta: ArrayView1<'_, T>,
+    eps: f64,
+    grad_output: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    check_layer_norm_backward(backend, x, gamma, beta, eps, grad_output)
+        .map(drop)
+        .map_err(|f| TestCaseError::fail(f.to_string()))
+}
+
 /// A `check_*` result as a proptest result.
 fn as_property(result: CheckResult) -> TestCaseResult {
     result
@@ -824,6 +1005,47 @@ pub fn errors_match_reference<T: Scalar>(
             show(forward(backend, x03.view())),
         )?;
     }
+    let b2 = Array1::<T>::zeros(2);
+    let b3 = Array1::<T>::zeros(3);
+    for (case, x, b) in [
+        ("x [2, 3] with b [2]", &x23, &b2),
+        ("x [0, 3] with b [3]", &x03, &b3),
+    ] {
+        parity(
+            "add_rows",
+            case,
+            show(Backend::<T>::add_rows(&reference, x.view(), b.view())),
+            show(backend.add_rows(x.view(), b.view())),
+        )?;
+    }
+    let grads = |r: Result<crate::backend::LayerNormGrads<T>, Error>| r.map(|a| format!("{a:?}"));
+    for (case, x, gamma, eps, g) in [
+        ("gamma [2] for rows of 3", &x23, &b2, 1e-5, &x23),
+        ("rows of length 0", &x20, &Array1::<T>::zeros(0), 1e-5, &x20),
+        ("eps = 0", &x23, &b3, 0.0, &x23),
+        ("eps = 1e-300 (0 in f32)", &x23, &b3, 1e-300, &x23),
+        ("eps = NaN", &x23, &b3, f64::NAN, &x23),
+        ("zero rows", &x03, &b3, 1e-5, &x03),
+        ("grad_output [3, 2] for x [2, 3]", &x23, &b3, 1e-5, &x32),
+    ] {
+        let (x, gamma, g) = (x.view(), gamma.view(), g.view());
+        if g.dim() == x.dim() {
+            parity(
+                "layer_norm",
+                case,
+                show(Backend::<T>::layer_norm(&reference, x, gamma, gamma, eps)),
+                show(backend.layer_norm(x, gamma, gamma, eps)),
+            )?;
+        }
+        parity(
+            "layer_norm_backward",
+            case,
+            grads(Backend::<T>::layer_norm_backward(
+                &reference, x, gamma, gamma, eps, g,
+            )),
+            grads(backend.layer_norm_backward(x, gamma, gamma, eps, g)),
+        )?;
+    }
     Ok(checked)
 }
 
@@ -856,6 +1078,13 @@ pub fn probe<T: Scalar>(backend: &impl Backend<T>, op: &str) -> Result<(), Error
         "tanh_backward" => backend.tanh_backward(x.view(), x.view()).map(drop),
         "gelu" => backend.gelu(x.view()).map(drop),
         "gelu_backward" => backend.gelu_backward(x.view(), x.view()).map(drop),
+        "add_rows" => backend.add_rows(x.view(), z.view()).map(drop),
+        "layer_norm" => backend
+            .layer_norm(x.view(), z.view(), z.view(), 1e-5)
+            .map(drop),
+        "layer_norm_backward" => backend
+            .layer_norm_backward(x.view(), z.view(), z.view(), 1e-5, x.view())
+            .map(drop),
         _ => Ok(()),
     }
 }

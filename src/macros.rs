@@ -250,6 +250,59 @@ macro_rules! backend_tests {
             }
 
             #[test]
+            fn add_rows_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("add_rows_matches_reference"),
+                    file!(),
+                    $make,
+                    &["add_rows"],
+                    strategy::add_rows_inputs::<$scalar>(),
+                    |b, (x, v)| conformance::add_rows_matches_reference(b, x.view(), v.view()),
+                );
+            }
+
+            #[test]
+            fn layer_norm_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("layer_norm_matches_reference"),
+                    file!(),
+                    $make,
+                    &["layer_norm"],
+                    strategy::layer_norm_inputs::<$scalar>(),
+                    |b, (x, gamma, beta, eps)| {
+                        conformance::layer_norm_matches_reference(
+                            b,
+                            x.view(),
+                            gamma.view(),
+                            beta.view(),
+                            eps,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn layer_norm_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("layer_norm_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["layer_norm_backward"],
+                    strategy::layer_norm_backward_inputs::<$scalar>(),
+                    |b, ((x, gamma, beta, eps), g)| {
+                        conformance::layer_norm_backward_matches_reference(
+                            b,
+                            x.view(),
+                            gamma.view(),
+                            beta.view(),
+                            eps,
+                            g.view(),
+                        )
+                    },
+                );
+            }
+
+            #[test]
             fn errors_match_reference() {
                 harness::run_fixed::<$scalar, _, _>(
                     &name("errors_match_reference"),

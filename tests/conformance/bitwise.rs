@@ -1,7 +1,7 @@
 //! Bitwise equality of the OpenCL backend with the reference in the **same** scalar type, for the
 //! ops that THEORY.md E1 allows: made only of correctly rounded `+ − ×`, comparisons and
 //! selects, in the reference's order, with FP_CONTRACT off (relu and leaky ReLU with their VJPs;
-//! matmul, whose kernel sums each dot product in the reference's order `p = 0, 1, …` from 0).
+//! add_rows; matmul, whose kernel sums each dot product in the reference's order `p = 0, 1, …` from 0).
 //! NaN compares equal to NaN (payloads are not specified).
 
 #![cfg(feature = "opencl")]
@@ -121,6 +121,24 @@ macro_rules! bitwise_tests {
                             "leaky_relu_backward",
                             b.leaky_relu_backward(x.view(), g.view(), s),
                             Reference.leaky_relu_backward(x.view(), g.view(), s),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn add_rows_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("add_rows_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["add_rows"],
+                    strategy::add_rows_inputs::<$scalar>(),
+                    |b, (x, v)| {
+                        same_bits(
+                            "add_rows",
+                            b.add_rows(x.view(), v.view()),
+                            Reference.add_rows(x.view(), v.view()),
                         )
                     },
                 );
