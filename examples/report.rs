@@ -203,6 +203,46 @@ fn op_rows<T: Scalar>(backend: &impl Backend<T>, cases: u32) -> Vec<Row> {
             strategy::activation_input_with_grad::<T>(),
             |(x, g)| conformance::check_gelu_backward(backend, x.view(), g.view()),
         ),
+        measure(
+            "add_rows",
+            label.clone(),
+            cases,
+            strategy::add_rows_inputs::<T>(),
+            |(x, b)| conformance::check_add_rows(backend, x.view(), b.view()),
+        ),
+        measure(
+            "layer_norm",
+            label.clone(),
+            cases,
+            strategy::layer_norm_inputs::<T>(),
+            |(x, gamma, beta, eps)| {
+                conformance::check_layer_norm(backend, x.view(), gamma.view(), beta.view(), eps)
+            },
+        ),
+        measure(
+            "layer_norm_backward",
+            label.clone(),
+            cases,
+            strategy::layer_norm_backward_inputs::<T>(),
+            |((x, gamma, beta, eps), g)| {
+                conformance::check_layer_norm_backward(
+                    backend,
+                    x.view(),
+                    gamma.view(),
+                    beta.view(),
+                    eps,
+                    g.view(),
+                )
+                .map(|a| Agreement {
+                    elements: a.grad_x.elements + a.grad_gamma.elements + a.grad_beta.elements,
+                    max_error_over_bound: a
+                        .grad_x
+                        .max_error_over_bound
+                        .max(a.grad_gamma.max_error_over_bound)
+                        .max(a.grad_beta.max_error_over_bound),
+                })
+            },
+        ),
     ]
 }
 
