@@ -121,6 +121,128 @@ fn op_rows<T: Scalar>(backend: &impl Backend<T>, cases: u32) -> Vec<Row> {
                 )
             },
         ),
+        measure(
+            "matmul",
+            label.clone(),
+            cases,
+            strategy::matmul_operands::<T>(),
+            |(a, b)| conformance::check_matmul(backend, a.view(), b.view()),
+        ),
+        measure(
+            "relu",
+            label.clone(),
+            cases,
+            strategy::activation_input::<T>(),
+            |x| conformance::check_relu(backend, x.view()),
+        ),
+        measure(
+            "relu_backward",
+            label.clone(),
+            cases,
+            strategy::activation_input_with_grad::<T>(),
+            |(x, g)| conformance::check_relu_backward(backend, x.view(), g.view()),
+        ),
+        measure(
+            "leaky_relu",
+            label.clone(),
+            cases,
+            (strategy::activation_input::<T>(), strategy::leaky_slope()),
+            |(x, s)| conformance::check_leaky_relu(backend, x.view(), T::narrow(s)),
+        ),
+        measure(
+            "leaky_relu_backward",
+            label.clone(),
+            cases,
+            (
+                strategy::activation_input_with_grad::<T>(),
+                strategy::leaky_slope(),
+            ),
+            |((x, g), s)| {
+                conformance::check_leaky_relu_backward(backend, x.view(), g.view(), T::narrow(s))
+            },
+        ),
+        measure(
+            "sigmoid",
+            label.clone(),
+            cases,
+            strategy::activation_input::<T>(),
+            |x| conformance::check_sigmoid(backend, x.view()),
+        ),
+        measure(
+            "sigmoid_backward",
+            label.clone(),
+            cases,
+            strategy::sigmoid_output_with_grad::<T>(),
+            |(y, g)| conformance::check_sigmoid_backward(backend, y.view(), g.view()),
+        ),
+        measure(
+            "tanh",
+            label.clone(),
+            cases,
+            strategy::activation_input::<T>(),
+            |x| conformance::check_tanh(backend, x.view()),
+        ),
+        measure(
+            "tanh_backward",
+            label.clone(),
+            cases,
+            strategy::tanh_output_with_grad::<T>(),
+            |(y, g)| conformance::check_tanh_backward(backend, y.view(), g.view()),
+        ),
+        measure(
+            "gelu",
+            label.clone(),
+            cases,
+            strategy::activation_input::<T>(),
+            |x| conformance::check_gelu(backend, x.view()),
+        ),
+        measure(
+            "gelu_backward",
+            label.clone(),
+            cases,
+            strategy::activation_input_with_grad::<T>(),
+            |(x, g)| conformance::check_gelu_backward(backend, x.view(), g.view()),
+        ),
+        measure(
+            "add_rows",
+            label.clone(),
+            cases,
+            strategy::add_rows_inputs::<T>(),
+            |(x, b)| conformance::check_add_rows(backend, x.view(), b.view()),
+        ),
+        measure(
+            "layer_norm",
+            label.clone(),
+            cases,
+            strategy::layer_norm_inputs::<T>(),
+            |(x, gamma, beta, eps)| {
+                conformance::check_layer_norm(backend, x.view(), gamma.view(), beta.view(), eps)
+            },
+        ),
+        measure(
+            "layer_norm_backward",
+            label.clone(),
+            cases,
+            strategy::layer_norm_backward_inputs::<T>(),
+            |((x, gamma, beta, eps), g)| {
+                conformance::check_layer_norm_backward(
+                    backend,
+                    x.view(),
+                    gamma.view(),
+                    beta.view(),
+                    eps,
+                    g.view(),
+                )
+                .map(|a| Agreement {
+                    elements: a.grad_x.elements + a.grad_gamma.elements + a.grad_beta.elements,
+                    max_error_over_bound: a
+                        .grad_x
+                        .max_error_over_bound
+                        .max(a.grad_gamma.max_error_over_bound)
+                        .max(a.grad_beta.max_error_over_bound),
+                })
+            },
+        ),
     ]
 }
 

@@ -14,7 +14,24 @@ pub const OPS: &[&str] = &[
     "log_softmax_rows",
     "bce_with_logits_mean",
     "bce_with_logits_mean_backward",
+    "matmul",
+    "relu",
+    "relu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh",
+    "tanh_backward",
+    "gelu",
+    "gelu_backward",
+    "add_rows",
+    "layer_norm",
+    "layer_norm_backward",
 ];
+
+/// Gradients of LayerNorm: `(grad_x, grad_gamma, grad_beta)`.
+pub type LayerNormGrads<T> = (Array2<T>, Array1<T>, Array1<T>);
 
 /// Build the [`Error::Unsupported`] a default method returns.
 pub fn unsupported<T: Scalar>(backend: &str, op: &'static str) -> Error {
@@ -82,6 +99,127 @@ pub trait Backend<T: Scalar>: Send + Sync {
             "bce_with_logits_mean_backward",
         ))
     }
+
+    /// Matrix product `[m, k]·[k, n]`; see [`crate::reference::matmul`] (`k = 0` gives zeros).
+    fn matmul(&self, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let _ = (a, b);
+        Err(unsupported::<T>(&self.name(), "matmul"))
+    }
+
+    /// ReLU, elementwise; see [`crate::reference::relu`].
+    fn relu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let _ = x;
+        Err(unsupported::<T>(&self.name(), "relu"))
+    }
+
+    /// VJP of ReLU from the **input** `x` (derivative 0 at 0); see
+    /// [`crate::reference::relu_backward`].
+    fn relu_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        let _ = (x, grad_output);
+        Err(unsupported::<T>(&self.name(), "relu_backward"))
+    }
+
+    /// Leaky ReLU with negative slope `slope`; see [`crate::reference::leaky_relu`].
+    fn leaky_relu(&self, x: ArrayView2<'_, T>, slope: T) -> Result<Array2<T>> {
+        let _ = (x, slope);
+        Err(unsupported::<T>(&self.name(), "leaky_relu"))
+    }
+
+    /// VJP of leaky ReLU from the **input** `x`; see [`crate::reference::leaky_relu_backward`].
+    fn leaky_relu_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+        slope: T,
+    ) -> Result<Array2<T>> {
+        let _ = (x, grad_output, slope);
+        Err(unsupported::<T>(&self.name(), "leaky_relu_backward"))
+    }
+
+    /// Logistic sigmoid, elementwise; see [`crate::reference::sigmoid_array`].
+    fn sigmoid(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let _ = x;
+        Err(unsupported::<T>(&self.name(), "sigmoid"))
+    }
+
+    /// VJP of the sigmoid from its **output** `y`; see [`crate::reference::sigmoid_backward`].
+    fn sigmoid_backward(
+        &self,
+        y: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        let _ = (y, grad_output);
+        Err(unsupported::<T>(&self.name(), "sigmoid_backward"))
+    }
+
+    /// Hyperbolic tangent, elementwise; see [`crate::reference::tanh`].
+    fn tanh(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let _ = x;
+        Err(unsupported::<T>(&self.name(), "tanh"))
+    }
+
+    /// VJP of tanh from its **output** `y`; see [`crate::reference::tanh_backward`].
+    fn tanh_backward(
+        &self,
+        y: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        let _ = (y, grad_output);
+        Err(unsupported::<T>(&self.name(), "tanh_backward"))
+    }
+
+    /// GELU (exact erf form), elementwise; see [`crate::reference::gelu`].
+    fn gelu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let _ = x;
+        Err(unsupported::<T>(&self.name(), "gelu"))
+    }
+
+    /// VJP of GELU from the **input** `x`; see [`crate::reference::gelu_backward`].
+    fn gelu_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        let _ = (x, grad_output);
+        Err(unsupported::<T>(&self.name(), "gelu_backward"))
+    }
+
+    /// Add the row vector `b [n]` to every row of `x [m, n]`; see
+    /// [`crate::reference::add_rows`].
+    fn add_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        let _ = (x, b);
+        Err(unsupported::<T>(&self.name(), "add_rows"))
+    }
+
+    /// LayerNorm over the rows of `x`; see [`crate::reference::layer_norm`].
+    fn layer_norm(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+    ) -> Result<Array2<T>> {
+        let _ = (x, gamma, beta, eps);
+        Err(unsupported::<T>(&self.name(), "layer_norm"))
+    }
+
+    /// VJP of LayerNorm, `(grad_x, grad_gamma, grad_beta)`; see
+    /// [`crate::reference::layer_norm_backward`].
+    fn layer_norm_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<LayerNormGrads<T>> {
+        let _ = (x, gamma, beta, eps, grad_output);
+        Err(unsupported::<T>(&self.name(), "layer_norm_backward"))
+    }
 }
 
 impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for &B {
@@ -111,5 +249,65 @@ impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for &B {
         grad_output: T,
     ) -> Result<Array1<T>> {
         (**self).bce_with_logits_mean_backward(logits, labels, grad_output)
+    }
+    fn matmul(&self, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        (**self).matmul(a, b)
+    }
+    fn relu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        (**self).relu(x)
+    }
+    fn relu_backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        (**self).relu_backward(x, g)
+    }
+    fn leaky_relu(&self, x: ArrayView2<'_, T>, slope: T) -> Result<Array2<T>> {
+        (**self).leaky_relu(x, slope)
+    }
+    fn leaky_relu_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        slope: T,
+    ) -> Result<Array2<T>> {
+        (**self).leaky_relu_backward(x, g, slope)
+    }
+    fn sigmoid(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        (**self).sigmoid(x)
+    }
+    fn sigmoid_backward(&self, y: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        (**self).sigmoid_backward(y, g)
+    }
+    fn tanh(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        (**self).tanh(x)
+    }
+    fn tanh_backward(&self, y: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        (**self).tanh_backward(y, g)
+    }
+    fn gelu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        (**self).gelu(x)
+    }
+    fn gelu_backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        (**self).gelu_backward(x, g)
+    }
+    fn add_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        (**self).add_rows(x, b)
+    }
+    fn layer_norm(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+    ) -> Result<Array2<T>> {
+        (**self).layer_norm(x, gamma, beta, eps)
+    }
+    fn layer_norm_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<LayerNormGrads<T>> {
+        (**self).layer_norm_backward(x, gamma, beta, eps, grad_output)
     }
 }

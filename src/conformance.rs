@@ -271,6 +271,544 @@ pub fn check_bce_with_logits_mean_backward<T: Scalar>(
     .map_err(|m| Box::new(CheckFailure::Mismatch(m)))
 }
 
+/// Compare a backend result with the f64 reference within `bound` (per element).
+fn agree<T: Scalar>(
+    op: &str,
+    backend: &impl Backend<T>,
+    actual: Array2<T>,
+    expected: Array2<f64>,
+    bound: Array2<f64>,
+    context: &dyn Fn(&[usize]) -> String,
+) -> CheckResult {
+    let actual = actual.mapv(Scalar::widen);
+    compare::compare(
+        &subject(op, backend),
+        actual.view().into_dyn(),
+        expected.view().into_dyn(),
+        bound.view().into_dyn(),
+        context,
+    )
+    .map_err(|m| Box::new(CheckFailure::Mismatch(m)))
+}
+
+/// The inputs of an elementwise op at one index, formatted for a mismatch report.
+fn element_context<'a>(
+    inputs: Vec<(&'static str, &'a Array2<f64>)>,
+) -> impl Fn(&[usize]) -> String + 'a {
+    move |index: &[usize]| {
+        let (Some(&i), Some(&j)) = (index.first(), index.get(1)) else {
+            return String::new();
+        };
+        inputs
+            .iter()
+            .filter_map(|(name, a)| a.get((i, j)).map(|v| format!("{name}[{i}, {j}] = {v:e}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Per-element bound `f(model, x)` for `T` plus that for f64 (THEORY.md E4).
+fn pointwise_bound<T: Scalar>(x: &Array2<f64>, f: impl Fn(&ArithModel, f64) -> f64) -> Array2<f64> {
+    let (m_t, m_64) = models::<T>();
+    x.mapv(|v| f(&m_t, v) + f(&m_64, v))
+}
+
+/// Per-element bound `f(model, x, g)` for `T` plus that for f64.
+fn pointwise_bound2<T: Scalar>(
+    x: &Array2<f64>,
+    g: &Array2<f64>,
+    f: impl Fn(&ArithModel, f64, f64) -> f64,
+) -> Array2<f64> {
+    let (m_t, m_64) = models::<T>();
+    let mut out = Array2::zeros(x.dim());
+    ndarray::Zip::from(&mut out)
+        .and(x)
+        .and(g)
+        .for_each(|o, &v, &w| *o = f(&m_t, v, w) + f(&m_64, v, w));
+    out
+}
+
+/// Matrix product vs the f64 reference within [`tolerance::matmul`] (`γ_k·|A||B|`, both sides).
+pub fn check_matmul<T: Scalar>(
+    backend: &impl Backend<T>,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+) -> CheckResult {
+    const OP: &str = "matmul";
+    let actual = backend.matmul(a, b).map_err(backend_error(OP, backend))?;
+    let (a64, b64) = (widen2(a), widen2(b));
+    let expected = reference::matmul(a64.view(), b64.view()).map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let bound = tolerance::pair(
+        tolerance::matmul(a64.view(), b64.view(), &m_t),
+        tolerance::matmul(a64.view(), b64.view(), &m_64),
+    );
+    let context = |index: &[usize]| {
+        let (i, j) = (
+            index.first().copied().unwrap_or(0),
+            index.get(1).copied().unwrap_or(0),
+        );
+        format!(
+            "a [{}, {}], b [{}, {}]; row a[{i}] = {}; column b[:, {j}] = {}",
+            a64.nrows(),
+            a64.ncols(),
+            b64.nrows(),
+            b64.ncols(),
+            format_values(
+                a64.row(i.min(a64.nrows().saturating_sub(1)))
+                    .iter()
+                    .copied()
+            ),
+            format_values(
+                b64.column(j.min(b64.ncols().saturating_sub(1)))
+                    .iter()
+                    .copied()
+            ),
+        )
+    };
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// ReLU vs the f64 reference: exact (bound 0; NaN must stay NaN).
+pub fn check_relu<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> CheckResult {
+    const OP: &str = "relu";
+    let actual = backend.relu(x).map_err(backend_error(OP, backend))?;
+    let x64 = widen2(x);
+    let expected = reference::relu(x64.view());
+    let bound = Array2::zeros(x64.dim());
+    let context = element_context(vec![("x", &x64)]);
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// ReLU VJP (from the input, derivative 0 at 0) vs the f64 reference: exact (bound 0).
+pub fn check_relu_backward<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+) -> CheckResult {
+    const OP: &str = "relu_backward";
+    let actual = backend
+        .relu_backward(x, grad_output)
+        .map_err(backend_error(OP, backend))?;
+    let (x64, g64) = (widen2(x), widen2(grad_output));
+    let expected = reference::relu_backward(x64.view(), g64.view()).map_err(reference_error(OP))?;
+    let bound = Array2::zeros(x64.dim());
+    let context = element_context(vec![("x", &x64), ("g", &g64)]);
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// Leaky ReLU vs the f64 reference within [`tolerance::leaky_relu`] (both sides).
+pub fn check_leaky_relu<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    slope: T,
+) -> CheckResult {
+    const OP: &str = "leaky_relu";
+    let actual = backend
+        .leaky_relu(x, slope)
+        .map_err(backend_error(OP, backend))?;
+    let (x64, s64) = (widen2(x), slope.widen());
+    let expected = reference::leaky_relu(x64.view(), s64);
+    let bound = pointwise_bound::<T>(&x64, |m, v| tolerance::leaky_relu(v, s64, m));
+    let context = element_context(vec![("x", &x64)]);
+    agree(OP, backend, actual, expected, bound, &|i: &[usize]| {
+        format!("{}, slope = {s64:e}", context(i))
+    })
+}
+
+/// Leaky ReLU VJP vs the f64 reference within [`tolerance::leaky_relu_backward`].
+pub fn check_leaky_relu_backward<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+    slope: T,
+) -> CheckResult {
+    const OP: &str = "leaky_relu_backward";
+    let actual = backend
+        .leaky_relu_backward(x, grad_output, slope)
+        .map_err(backend_error(OP, backend))?;
+    let (x64, g64, s64) = (widen2(x), widen2(grad_output), slope.widen());
+    let expected =
+        reference::leaky_relu_backward(x64.view(), g64.view(), s64).map_err(reference_error(OP))?;
+    let bound = pointwise_bound2::<T>(&x64, &g64, |m, v, g| {
+        tolerance::leaky_relu_backward(v, g, s64, m)
+    });
+    let context = element_context(vec![("x", &x64), ("g", &g64)]);
+    agree(OP, backend, actual, expected, bound, &|i: &[usize]| {
+        format!("{}, slope = {s64:e}", context(i))
+    })
+}
+
+/// Sigmoid vs the f64 reference within [`tolerance::sigmoid`] (both sides).
+pub fn check_sigmoid<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> CheckResult {
+    const OP: &str = "sigmoid";
+    let actual = backend.sigmoid(x).map_err(backend_error(OP, backend))?;
+    let x64 = widen2(x);
+    let expected = reference::sigmoid_array(x64.view());
+    let bound = pointwise_bound::<T>(&x64, |m, v| tolerance::sigmoid(v, m));
+    let context = element_context(vec![("x", &x64)]);
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// Sigmoid VJP (from the output `y`) vs the f64 reference within
+/// [`tolerance::sigmoid_backward`].
+pub fn check_sigmoid_backward<T: Scalar>(
+    backend: &impl Backend<T>,
+    y: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+) -> CheckResult {
+    const OP: &str = "sigmoid_backward";
+    let actual = backend
+        .sigmoid_backward(y, grad_output)
+        .map_err(backend_error(OP, backend))?;
+    let (y64, g64) = (widen2(y), widen2(grad_output));
+    let expected =
+        reference::sigmoid_backward(y64.view(), g64.view()).map_err(reference_error(OP))?;
+    let bound = pointwise_bound2::<T>(&y64, &g64, |m, y, g| tolerance::sigmoid_backward(y, g, m));
+    let context = element_context(vec![("y", &y64), ("g", &g64)]);
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// tanh vs the f64 reference within [`tolerance::tanh`] (both sides).
+pub fn check_tanh<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> CheckResult {
+    const OP: &str = "tanh";
+    let actual = backend.tanh(x).map_err(backend_error(OP, backend))?;
+    let x64 = widen2(x);
+    let expected = reference::tanh(x64.view());
+    let bound = pointwise_bound::<T>(&x64, |m, v| tolerance::tanh(v, m));
+    let context = element_context(vec![("x", &x64)]);
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// tanh VJP (from the output `y`) vs the f64 reference within [`tolerance::tanh_backward`].
+pub fn check_tanh_backward<T: Scalar>(
+    backend: &impl Backend<T>,
+    y: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+) -> CheckResult {
+    const OP: &str = "tanh_backward";
+    let actual = backend
+        .tanh_backward(y, grad_output)
+        .map_err(backend_error(OP, backend))?;
+    let (y64, g64) = (widen2(y), widen2(grad_output));
+    let expected = reference::tanh_backward(y64.view(), g64.view()).map_err(reference_error(OP))?;
+    let bound = pointwise_bound2::<T>(&y64, &g64, |m, y, g| tolerance::tanh_backward(y, g, m));
+    let context = element_context(vec![("y", &y64), ("g", &g64)]);
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// GELU (erf form) vs the f64 reference within [`tolerance::gelu`] (both sides).
+pub fn check_gelu<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) -> CheckResult {
+    const OP: &str = "gelu";
+    let actual = backend.gelu(x).map_err(backend_error(OP, backend))?;
+    let x64 = widen2(x);
+    let expected = reference::gelu(x64.view());
+    let bound = pointwise_bound::<T>(&x64, |m, v| tolerance::gelu(v, m));
+    let context = element_context(vec![("x", &x64)]);
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// GELU VJP (from the input) vs the f64 reference within [`tolerance::gelu_backward`].
+pub fn check_gelu_backward<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+) -> CheckResult {
+    const OP: &str = "gelu_backward";
+    let actual = backend
+        .gelu_backward(x, grad_output)
+        .map_err(backend_error(OP, backend))?;
+    let (x64, g64) = (widen2(x), widen2(grad_output));
+    let expected = reference::gelu_backward(x64.view(), g64.view()).map_err(reference_error(OP))?;
+    let bound = pointwise_bound2::<T>(&x64, &g64, |m, x, g| tolerance::gelu_backward(x, g, m));
+    let context = element_context(vec![("x", &x64), ("g", &g64)]);
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// Row broadcast add vs the f64 reference within [`tolerance::add_rows`] (both sides).
+pub fn check_add_rows<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    b: ArrayView1<'_, T>,
+) -> CheckResult {
+    const OP: &str = "add_rows";
+    let actual = backend.add_rows(x, b).map_err(backend_error(OP, backend))?;
+    let (x64, b64) = (widen2(x), widen1(b));
+    let expected = reference::add_rows(x64.view(), b64.view()).map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let bound = tolerance::pair(
+        tolerance::add_rows(x64.view(), b64.view(), &m_t),
+        tolerance::add_rows(x64.view(), b64.view(), &m_64),
+    );
+    let context = |index: &[usize]| {
+        let (i, j) = (
+            index.first().copied().unwrap_or(0),
+            index.get(1).copied().unwrap_or(0),
+        );
+        match (x64.get((i, j)), b64.get(j)) {
+            (Some(x), Some(b)) => format!("x[{i}, {j}] = {x:e}, b[{j}] = {b:e}"),
+            _ => String::new(),
+        }
+    };
+    agree(OP, backend, actual, expected, bound, &context)
+}
+
+/// `eps` as the backend sees it: rounded to `T` (then widened exactly), so the f64 reference
+/// normalises with the same `eps`. Errors as the reference does (`InvalidParameter`).
+fn eps_in<T: Scalar>(op: &'static str, eps: f64) -> Result<f64, Error> {
+    reference::layer_norm_eps::<T>(op, eps).map(Scalar::widen)
+}
+
+/// LayerNorm vs the f64 reference (same `eps` rounded to `T`) within [`tolerance::layer_norm`]
+/// for `T` plus that for f64.
+pub fn check_layer_norm<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    gamma: ArrayView1<'_, T>,
+    beta: ArrayView1<'_, T>,
+    eps: f64,
+) -> CheckResult {
+    const OP: &str = "layer_norm";
+    let actual = backend
+        .layer_norm(x, gamma, beta, eps)
+        .map_err(backend_error(OP, backend))?;
+    let eps = eps_in::<T>(OP, eps).map_err(reference_error(OP))?;
+    let (x64, g64, b64) = (widen2(x), widen1(gamma), widen1(beta));
+    let expected = reference::layer_norm(x64.view(), g64.view(), b64.view(), eps)
+        .map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let bound = tolerance::pair(
+        tolerance::layer_norm(x64.view(), g64.view(), b64.view(), eps, &m_t),
+        tolerance::layer_norm(x64.view(), g64.view(), b64.view(), eps, &m_64),
+    );
+    let rows = row_context(&x64);
+    agree(
+        OP,
+        backend,
+        actual,
+        expected,
+        bound,
+        &|index: &[usize]| format!("{}; eps = {eps:e}", rows(index)),
+    )
+}
+
+/// The three gradients of [`check_layer_norm_backward`], each as its own [`Agreement`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerNormBackwardAgreement {
+    /// `∂L/∂x`.
+    pub grad_x: Agreement,
+    /// `∂L/∂γ`.
+    pub grad_gamma: Agreement,
+    /// `∂L/∂β`.
+    pub grad_beta: Agreement,
+}
+
+/// LayerNorm VJP vs the f64 reference within [`tolerance::layer_norm_backward`] (both sides),
+/// for `grad_x`, `grad_gamma` and `grad_beta`.
+pub fn check_layer_norm_backward<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    gamma: ArrayView1<'_, T>,
+    beta: ArrayView1<'_, T>,
+    eps: f64,
+    grad_output: ArrayView2<'_, T>,
+) -> Result<LayerNormBackwardAgreement, Box<CheckFailure>> {
+    const OP: &str = "layer_norm_backward";
+    let (grad_x, grad_gamma, grad_beta) = backend
+        .layer_norm_backward(x, gamma, beta, eps, grad_output)
+        .map_err(backend_error(OP, backend))?;
+    let eps = eps_in::<T>(OP, eps).map_err(reference_error(OP))?;
+    let (x64, g64, b64, go64) = (widen2(x), widen1(gamma), widen1(beta), widen2(grad_output));
+    let (ex, eg, eb) =
+        reference::layer_norm_backward(x64.view(), g64.view(), b64.view(), eps, go64.view())
+            .map_err(reference_error(OP))?;
+    let (m_t, m_64) = models::<T>();
+    let (bx_t, bg_t, bb_t) =
+        tolerance::layer_norm_backward(x64.view(), g64.view(), eps, go64.view(), &m_t);
+    let (bx_64, bg_64, bb_64) =
+        tolerance::layer_norm_backward(x64.view(), g64.view(), eps, go64.view(), &m_64);
+    let rows = row_context(&x64);
+    let grad_x = agree(
+        "layer_norm_backward (grad_x)",
+        backend,
+        grad_x,
+        ex,
+        bx_t + bx_64,
+        &|index: &[usize]| format!("{}; eps = {eps:e}", rows(index)),
+    )?;
+    let columns = |index: &[usize]| {
+        let j = index.first().copied().unwrap_or(0);
+        format!(
+            "column {j} of x [{}, {}]; eps = {eps:e}",
+            x64.nrows(),
+            x64.ncols()
+        )
+    };
+    let vector = |name: &str, actual: Array1<T>, expected: Array1<f64>, bound: Array1<f64>| {
+        let actual = actual.mapv(Scalar::widen);
+        compare::compare(
+            &subject(name, backend),
+            actual.view().into_dyn(),
+            expected.view().into_dyn(),
+            bound.view().into_dyn(),
+            &columns,
+        )
+        .map_err(|m| Box::new(CheckFailure::Mismatch(m)))
+    };
+    Ok(LayerNormBackwardAgreement {
+        grad_x,
+        grad_gamma: vector(
+            "layer_norm_backward (grad_gamma)",
+            grad_gamma,
+            eg,
+            bg_t + bg_64,
+        )?,
+        grad_beta: vector(
+            "layer_norm_backward (grad_beta)",
+            grad_beta,
+            eb,
+            bb_t + bb_64,
+        )?,
+    })
+}
+
+/// [`check_add_rows`] as a proptest property.
+pub fn add_rows_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    b: ArrayView1<'_, T>,
+) -> TestCaseResult {
+    as_property(check_add_rows(backend, x, b))
+}
+
+/// [`check_layer_norm`] as a proptest property.
+pub fn layer_norm_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    gamma: ArrayView1<'_, T>,
+    beta: ArrayView1<'_, T>,
+    eps: f64,
+) -> TestCaseResult {
+    as_property(check_layer_norm(backend, x, gamma, beta, eps))
+}
+
+/// [`check_layer_norm_backward`] as a proptest property.
+pub fn layer_norm_backward_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    gamma: ArrayView1<'_, T>,
+    beta: ArrayView1<'_, T>,
+    eps: f64,
+    grad_output: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    check_layer_norm_backward(backend, x, gamma, beta, eps, grad_output)
+        .map(drop)
+        .map_err(|f| TestCaseError::fail(f.to_string()))
+}
+
+/// A `check_*` result as a proptest result.
+fn as_property(result: CheckResult) -> TestCaseResult {
+    result
+        .map(drop)
+        .map_err(|f| TestCaseError::fail(f.to_string()))
+}
+
+/// [`check_matmul`] as a proptest property.
+pub fn matmul_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    as_property(check_matmul(backend, a, b))
+}
+
+/// [`check_relu`] as a proptest property.
+pub fn relu_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    as_property(check_relu(backend, x))
+}
+
+/// [`check_relu_backward`] as a proptest property.
+pub fn relu_backward_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    as_property(check_relu_backward(backend, x, grad_output))
+}
+
+/// [`check_leaky_relu`] as a proptest property.
+pub fn leaky_relu_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    slope: T,
+) -> TestCaseResult {
+    as_property(check_leaky_relu(backend, x, slope))
+}
+
+/// [`check_leaky_relu_backward`] as a proptest property.
+pub fn leaky_relu_backward_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+    slope: T,
+) -> TestCaseResult {
+    as_property(check_leaky_relu_backward(backend, x, grad_output, slope))
+}
+
+/// [`check_sigmoid`] as a proptest property.
+pub fn sigmoid_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    as_property(check_sigmoid(backend, x))
+}
+
+/// [`check_sigmoid_backward`] as a proptest property.
+pub fn sigmoid_backward_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    y: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    as_property(check_sigmoid_backward(backend, y, grad_output))
+}
+
+/// [`check_tanh`] as a proptest property.
+pub fn tanh_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    as_property(check_tanh(backend, x))
+}
+
+/// [`check_tanh_backward`] as a proptest property.
+pub fn tanh_backward_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    y: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    as_property(check_tanh_backward(backend, y, grad_output))
+}
+
+/// [`check_gelu`] as a proptest property.
+pub fn gelu_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    as_property(check_gelu(backend, x))
+}
+
+/// [`check_gelu_backward`] as a proptest property.
+pub fn gelu_backward_matches_reference<T: Scalar>(
+    backend: &impl Backend<T>,
+    x: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+) -> TestCaseResult {
+    as_property(check_gelu_backward(backend, x, grad_output))
+}
+
 /// [`check_log_sum_exp_rows`] as a proptest property.
 pub fn log_sum_exp_rows_matches_reference<T: Scalar>(
     backend: &impl Backend<T>,
@@ -415,8 +953,104 @@ pub fn errors_match_reference<T: Scalar>(
                 .map(|v| format!("{v:?}")),
         )?;
     }
+    let show = |r: Result<Array2<T>, Error>| r.map(|a| format!("{a:?}"));
+    let x23 = Array2::<T>::zeros((2, 3));
+    let x32 = Array2::<T>::zeros((3, 2));
+    let x20 = Array2::<T>::zeros((2, 0));
+    let x03 = Array2::<T>::zeros((0, 3));
+    for (case, a, b) in [
+        ("[2, 3]·[2, 3]", &x23, &x23),
+        ("[2, 0]·[0, 3] (k = 0: zeros)", &x20, &x03),
+        ("[0, 3]·[3, 2]", &x03, &x32),
+    ] {
+        parity(
+            "matmul",
+            case,
+            show(Backend::<T>::matmul(&reference, a.view(), b.view())),
+            show(backend.matmul(a.view(), b.view())),
+        )?;
+    }
+    let slope = T::narrow(0.01);
+    for (case, x, g) in [
+        ("grad_output [3, 2] for x [2, 3]", &x23, &x32),
+        ("shape [0, 3]", &x03, &x03),
+    ] {
+        type Vjp<'a, T> = &'a dyn Fn(&dyn Backend<T>) -> Result<Array2<T>, Error>;
+        let (x, g) = (x.view(), g.view());
+        let vjps: [(&'static str, Vjp<'_, T>); 5] = [
+            ("relu_backward", &|b| b.relu_backward(x, g)),
+            ("leaky_relu_backward", &|b| {
+                b.leaky_relu_backward(x, g, slope)
+            }),
+            ("sigmoid_backward", &|b| b.sigmoid_backward(x, g)),
+            ("tanh_backward", &|b| b.tanh_backward(x, g)),
+            ("gelu_backward", &|b| b.gelu_backward(x, g)),
+        ];
+        for (op, vjp) in vjps {
+            parity(op, case, show(vjp(&reference)), show(vjp(backend)))?;
+        }
+    }
+    let forwards: [(&'static str, Vjp1<'_, T>); 5] = [
+        ("relu", &|b, x| b.relu(x)),
+        ("leaky_relu", &|b, x| b.leaky_relu(x, slope)),
+        ("sigmoid", &|b, x| b.sigmoid(x)),
+        ("tanh", &|b, x| b.tanh(x)),
+        ("gelu", &|b, x| b.gelu(x)),
+    ];
+    for (op, forward) in forwards {
+        parity(
+            op,
+            "shape [0, 3]",
+            show(forward(&reference, x03.view())),
+            show(forward(backend, x03.view())),
+        )?;
+    }
+    let b2 = Array1::<T>::zeros(2);
+    let b3 = Array1::<T>::zeros(3);
+    for (case, x, b) in [
+        ("x [2, 3] with b [2]", &x23, &b2),
+        ("x [0, 3] with b [3]", &x03, &b3),
+    ] {
+        parity(
+            "add_rows",
+            case,
+            show(Backend::<T>::add_rows(&reference, x.view(), b.view())),
+            show(backend.add_rows(x.view(), b.view())),
+        )?;
+    }
+    let grads = |r: Result<crate::backend::LayerNormGrads<T>, Error>| r.map(|a| format!("{a:?}"));
+    for (case, x, gamma, eps, g) in [
+        ("gamma [2] for rows of 3", &x23, &b2, 1e-5, &x23),
+        ("rows of length 0", &x20, &Array1::<T>::zeros(0), 1e-5, &x20),
+        ("eps = 0", &x23, &b3, 0.0, &x23),
+        ("eps = 1e-300 (0 in f32)", &x23, &b3, 1e-300, &x23),
+        ("eps = NaN", &x23, &b3, f64::NAN, &x23),
+        ("zero rows", &x03, &b3, 1e-5, &x03),
+        ("grad_output [3, 2] for x [2, 3]", &x23, &b3, 1e-5, &x32),
+    ] {
+        let (x, gamma, g) = (x.view(), gamma.view(), g.view());
+        if g.dim() == x.dim() {
+            parity(
+                "layer_norm",
+                case,
+                show(Backend::<T>::layer_norm(&reference, x, gamma, gamma, eps)),
+                show(backend.layer_norm(x, gamma, gamma, eps)),
+            )?;
+        }
+        parity(
+            "layer_norm_backward",
+            case,
+            grads(Backend::<T>::layer_norm_backward(
+                &reference, x, gamma, gamma, eps, g,
+            )),
+            grads(backend.layer_norm_backward(x, gamma, gamma, eps, g)),
+        )?;
+    }
     Ok(checked)
 }
+
+/// An elementwise forward op called through `dyn Backend` (for the parity table).
+type Vjp1<'a, T> = &'a dyn Fn(&dyn Backend<T>, ArrayView2<'_, T>) -> Result<Array2<T>, Error>;
 
 /// Call `op` once on a small valid input; `Err` if the backend reports it unsupported (or fails).
 /// Used by the harness to report unsupported ops as skipped, by name.
@@ -430,6 +1064,26 @@ pub fn probe<T: Scalar>(backend: &impl Backend<T>, op: &str) -> Result<(), Error
         "bce_with_logits_mean" => backend.bce_with_logits_mean(z.view(), z.view()).map(drop),
         "bce_with_logits_mean_backward" => backend
             .bce_with_logits_mean_backward(z.view(), z.view(), T::one())
+            .map(drop),
+        "matmul" => backend.matmul(x.view(), x.t()).map(drop),
+        "relu" => backend.relu(x.view()).map(drop),
+        "relu_backward" => backend.relu_backward(x.view(), x.view()).map(drop),
+        "leaky_relu" => backend.leaky_relu(x.view(), T::one()).map(drop),
+        "leaky_relu_backward" => backend
+            .leaky_relu_backward(x.view(), x.view(), T::one())
+            .map(drop),
+        "sigmoid" => backend.sigmoid(x.view()).map(drop),
+        "sigmoid_backward" => backend.sigmoid_backward(x.view(), x.view()).map(drop),
+        "tanh" => backend.tanh(x.view()).map(drop),
+        "tanh_backward" => backend.tanh_backward(x.view(), x.view()).map(drop),
+        "gelu" => backend.gelu(x.view()).map(drop),
+        "gelu_backward" => backend.gelu_backward(x.view(), x.view()).map(drop),
+        "add_rows" => backend.add_rows(x.view(), z.view()).map(drop),
+        "layer_norm" => backend
+            .layer_norm(x.view(), z.view(), z.view(), 1e-5)
+            .map(drop),
+        "layer_norm_backward" => backend
+            .layer_norm_backward(x.view(), z.view(), z.view(), 1e-5, x.view())
             .map(drop),
         _ => Ok(()),
     }

@@ -97,6 +97,212 @@ macro_rules! backend_tests {
             }
 
             #[test]
+            fn matmul_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("matmul_matches_reference"),
+                    file!(),
+                    $make,
+                    &["matmul"],
+                    strategy::matmul_operands::<$scalar>(),
+                    |b, (x, y)| conformance::matmul_matches_reference(b, x.view(), y.view()),
+                );
+            }
+
+            #[test]
+            fn relu_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("relu_matches_reference"),
+                    file!(),
+                    $make,
+                    &["relu"],
+                    strategy::activation_input::<$scalar>(),
+                    |b, x| conformance::relu_matches_reference(b, x.view()),
+                );
+            }
+
+            #[test]
+            fn relu_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("relu_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["relu_backward"],
+                    strategy::activation_input_with_grad::<$scalar>(),
+                    |b, (x, g)| conformance::relu_backward_matches_reference(b, x.view(), g.view()),
+                );
+            }
+
+            #[test]
+            fn leaky_relu_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("leaky_relu_matches_reference"),
+                    file!(),
+                    $make,
+                    &["leaky_relu"],
+                    (
+                        strategy::activation_input::<$scalar>(),
+                        strategy::leaky_slope(),
+                    ),
+                    |b, (x, s)| {
+                        conformance::leaky_relu_matches_reference(
+                            b,
+                            x.view(),
+                            <$scalar as $crate::Scalar>::narrow(s),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn leaky_relu_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("leaky_relu_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["leaky_relu_backward"],
+                    (
+                        strategy::activation_input_with_grad::<$scalar>(),
+                        strategy::leaky_slope(),
+                    ),
+                    |b, ((x, g), s)| {
+                        conformance::leaky_relu_backward_matches_reference(
+                            b,
+                            x.view(),
+                            g.view(),
+                            <$scalar as $crate::Scalar>::narrow(s),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn sigmoid_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("sigmoid_matches_reference"),
+                    file!(),
+                    $make,
+                    &["sigmoid"],
+                    strategy::activation_input::<$scalar>(),
+                    |b, x| conformance::sigmoid_matches_reference(b, x.view()),
+                );
+            }
+
+            #[test]
+            fn sigmoid_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("sigmoid_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["sigmoid_backward"],
+                    strategy::sigmoid_output_with_grad::<$scalar>(),
+                    |b, (y, g)| {
+                        conformance::sigmoid_backward_matches_reference(b, y.view(), g.view())
+                    },
+                );
+            }
+
+            #[test]
+            fn tanh_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("tanh_matches_reference"),
+                    file!(),
+                    $make,
+                    &["tanh"],
+                    strategy::activation_input::<$scalar>(),
+                    |b, x| conformance::tanh_matches_reference(b, x.view()),
+                );
+            }
+
+            #[test]
+            fn tanh_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("tanh_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["tanh_backward"],
+                    strategy::tanh_output_with_grad::<$scalar>(),
+                    |b, (y, g)| conformance::tanh_backward_matches_reference(b, y.view(), g.view()),
+                );
+            }
+
+            #[test]
+            fn gelu_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("gelu_matches_reference"),
+                    file!(),
+                    $make,
+                    &["gelu"],
+                    strategy::activation_input::<$scalar>(),
+                    |b, x| conformance::gelu_matches_reference(b, x.view()),
+                );
+            }
+
+            #[test]
+            fn gelu_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("gelu_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["gelu_backward"],
+                    strategy::activation_input_with_grad::<$scalar>(),
+                    |b, (x, g)| conformance::gelu_backward_matches_reference(b, x.view(), g.view()),
+                );
+            }
+
+            #[test]
+            fn add_rows_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("add_rows_matches_reference"),
+                    file!(),
+                    $make,
+                    &["add_rows"],
+                    strategy::add_rows_inputs::<$scalar>(),
+                    |b, (x, v)| conformance::add_rows_matches_reference(b, x.view(), v.view()),
+                );
+            }
+
+            #[test]
+            fn layer_norm_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("layer_norm_matches_reference"),
+                    file!(),
+                    $make,
+                    &["layer_norm"],
+                    strategy::layer_norm_inputs::<$scalar>(),
+                    |b, (x, gamma, beta, eps)| {
+                        conformance::layer_norm_matches_reference(
+                            b,
+                            x.view(),
+                            gamma.view(),
+                            beta.view(),
+                            eps,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn layer_norm_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("layer_norm_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["layer_norm_backward"],
+                    strategy::layer_norm_backward_inputs::<$scalar>(),
+                    |b, ((x, gamma, beta, eps), g)| {
+                        conformance::layer_norm_backward_matches_reference(
+                            b,
+                            x.view(),
+                            gamma.view(),
+                            beta.view(),
+                            eps,
+                            g.view(),
+                        )
+                    },
+                );
+            }
+
+            #[test]
             fn errors_match_reference() {
                 harness::run_fixed::<$scalar, _, _>(
                     &name("errors_match_reference"),

@@ -671,6 +671,32 @@ pub fn mean_axis(x: ArrayView2<'_, f64>, axis: usize, model: &ArithModel) -> Arr
     })
 }
 
+/// Bound for [`crate::reference::leaky_relu`] at one point with the same `slope`: exact for
+/// `x > 0`, one correctly rounded product otherwise,
+/// ```text
+/// |ŷ − y| ≤ 0 (x > 0),   u·|slope·x| + underflow (x ≤ 0)
+/// ```
+/// Non-finite `x` or `slope` gives 0 (exact NaN/∞ agreement required).
+pub fn leaky_relu(x: f64, slope: f64, model: &ArithModel) -> f64 {
+    if x > 0.0 || !x.is_finite() || !slope.is_finite() {
+        return 0.0;
+    }
+    model.unit_roundoff * (slope * x).abs() + model.underflow
+}
+
+/// Bound for [`crate::reference::leaky_relu_backward`] at one point, given the same `x`, `g`,
+/// `slope`: `g` passed through for `x > 0`, one correctly rounded product otherwise,
+/// ```text
+/// |r̂ − r| ≤ 0 (x > 0),   u·|g·slope| + underflow (otherwise)
+/// ```
+/// Non-finite `g` or `slope` gives 0 (exact NaN/∞ agreement required).
+pub fn leaky_relu_backward(x: f64, g: f64, slope: f64, model: &ArithModel) -> f64 {
+    if x > 0.0 || !g.is_finite() || !slope.is_finite() {
+        return 0.0;
+    }
+    model.unit_roundoff * (g * slope).abs() + model.underflow
+}
+
 /// Bound for [`crate::reference::sigmoid`] at one point (the two-branch form):
 /// ```text
 /// |σ̂ − σ| ≤ ε_σ·σ + underflow,   ε_σ = ε_div + u + ε_exp·e/(1+e) + [z < 0]·ε_exp,   e = e^{−|z|}
@@ -1262,6 +1288,20 @@ mod tests {
         let g = gamma(10, u).expect("defined");
         assert!((g - 10.0 * u / (1.0 - 10.0 * u)).abs() < 1e-30);
         assert_eq!(gamma(1 << 24, u), None);
+    }
+
+    #[test]
+    fn leaky_relu_bounds_on_hand_cases() {
+        let m = ArithModel::of::<f32>();
+        let u = m.unit_roundoff;
+        assert_eq!(leaky_relu(3.0, 0.01, &m), 0.0);
+        assert_eq!(leaky_relu(-2.0, 0.5, &m), u * 1.0 + m.underflow);
+        assert_eq!(leaky_relu_backward(1.0, 4.0, 0.1, &m), 0.0);
+        assert_eq!(
+            leaky_relu_backward(0.0, 4.0, 0.5, &m),
+            u * 2.0 + m.underflow
+        );
+        assert_eq!(leaky_relu(f64::NAN, 0.5, &m), 0.0);
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod context;
 mod program;
 
 pub use context::DEVICE_ENV;
-pub use program::{options as build_options, source as program_source, SOURCES};
+pub use program::{matmul_tile, options as build_options, source as program_source, SOURCES};
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +18,8 @@ use std::sync::{Arc, OnceLock};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Dimension};
 use ocl::{flags, Buffer, Kernel, Program};
 
-use crate::{validate, Backend, Error, Result, Scalar};
+use crate::backend::LayerNormGrads;
+use crate::{reference, validate, Backend, Error, Result, Scalar};
 use context::DeviceContext;
 
 /// Preferred work-group size of the row and reduction kernels (capped by the device).
@@ -192,8 +193,71 @@ impl OpenCl {
         // SAFETY: every kernel in opencl/*.cl is launched with the argument list of its
         // signature (checked by the builder's types and names above), each buffer holds at least
         // the elements the kernel indexes (sizes validated on the host as u32 and equal to the
-        // buffer lengths), and every kernel returns early for ids past its logical size.
+        // buffer lengths), and every kernel returns early for ids past its logical size, except
+        // `matmul` (opencl/matmul.cl), whose padded items must reach its barriers: it guards
+        // each load (`row < m && pa < k`, `pb < k && col < n`) and the store (`row < m &&
+        // col < n`) instead, and is launched with k ≥ 1 and TILE × TILE work-groups.
         unsafe { kernel.enq() }.map_err(|e| Error::opencl(format!("enqueueing {name}"), e))
+    }
+
+    /// Launch the elementwise kernel `kernel_name` over arrays of one shape: arguments are the
+    /// `inputs` buffers, the output, the scalar `params`, then the element count (the order of
+    /// every signature in `opencl/elementwise.cl`). An empty shape returns an empty array without
+    /// touching the device.
+    fn elementwise<T: Scalar>(
+        &self,
+        op: &'static str,
+        kernel_name: &'static str,
+        inputs: &[ArrayView2<'_, T>],
+        params: &[T],
+    ) -> Result<Array2<T>> {
+        let dim = inputs.first().map_or((0, 0), |x| x.dim());
+        let len = dim.0.saturating_mul(dim.1);
+        let count = to_u32(op, len)?;
+        if len == 0 {
+            return Ok(Array2::zeros(dim));
+        }
+        let program = self.program::<T>(op)?;
+        let buffers = inputs
+            .iter()
+            .map(|x| self.upload(&contiguous(x)))
+            .collect::<Result<Vec<_>>>()?;
+        let out = self.allocate::<T>(len)?;
+        let wg = self.shared.row_work_group;
+        let mut builder = self.kernel(&program, kernel_name);
+        builder
+            .global_work_size(round_up(len, wg))
+            .local_work_size(wg);
+        for buffer in &buffers {
+            builder.arg(buffer);
+        }
+        builder.arg(&out);
+        for &p in params {
+            builder.arg(p);
+        }
+        builder.arg(count);
+        self.enqueue(builder.build(), kernel_name)?;
+        let data = self.download(&out, len)?;
+        Array2::from_shape_vec(dim, data).map_err(|e| Error::opencl(format!("shaping {op}"), e))
+    }
+
+    /// An elementwise VJP: `grad_output` must have the shape of `forward` (as in the reference).
+    fn elementwise_backward<T: Scalar>(
+        &self,
+        op: &'static str,
+        kernel_name: &'static str,
+        forward: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+        params: &[T],
+    ) -> Result<Array2<T>> {
+        validate::same_shape(
+            op,
+            "grad_output",
+            grad_output.shape(),
+            "forward array",
+            forward.shape(),
+        )?;
+        self.elementwise(op, kernel_name, &[forward, grad_output], params)
     }
 
     /// Shared launcher of the three row kernels: `out` has `rows × out_cols` elements.
@@ -435,6 +499,226 @@ impl<T: Scalar> Backend<T> for OpenCl {
         self.enqueue(kernel, OP)?;
         Ok(Array1::from(self.download(&grad, n)?))
     }
+    fn matmul(&self, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        const OP: &str = "matmul";
+        validate::matmul(OP, a, b)?;
+        let ((m, k), n) = (a.dim(), b.ncols());
+        if m == 0 || n == 0 || k == 0 {
+            return Ok(Array2::zeros((m, n))); // the empty sum: exact zeros, as the reference
+        }
+        let program = self.program::<T>(OP)?;
+        let (m32, k32, n32) = (to_u32(OP, m)?, to_u32(OP, k)?, to_u32(OP, n)?);
+        let tile = matmul_tile(self.shared.row_work_group);
+        let a_buffer = self.upload(&contiguous(&a))?;
+        let b_buffer = self.upload(&contiguous(&b))?;
+        let c_buffer = self.allocate::<T>(m * n)?;
+        let kernel = self
+            .kernel(&program, OP)
+            .global_work_size((round_up(n, tile), round_up(m, tile)))
+            .local_work_size((tile, tile))
+            .arg(&a_buffer)
+            .arg(&b_buffer)
+            .arg(&c_buffer)
+            .arg(m32)
+            .arg(k32)
+            .arg(n32)
+            .build();
+        self.enqueue(kernel, OP)?;
+        let data = self.download(&c_buffer, m * n)?;
+        Array2::from_shape_vec((m, n), data).map_err(|e| Error::opencl("shaping matmul", e))
+    }
+
+    fn relu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        self.elementwise("relu", "relu", &[x], &[])
+    }
+
+    fn relu_backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        self.elementwise_backward("relu_backward", "relu_backward", x, g, &[])
+    }
+
+    fn leaky_relu(&self, x: ArrayView2<'_, T>, slope: T) -> Result<Array2<T>> {
+        self.elementwise("leaky_relu", "leaky_relu", &[x], &[slope])
+    }
+
+    fn leaky_relu_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        slope: T,
+    ) -> Result<Array2<T>> {
+        self.elementwise_backward("leaky_relu_backward", "leaky_relu_backward", x, g, &[slope])
+    }
+
+    fn sigmoid(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        self.elementwise("sigmoid", "sigmoid", &[x], &[])
+    }
+
+    fn sigmoid_backward(&self, y: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        self.elementwise_backward("sigmoid_backward", "sigmoid_backward", y, g, &[])
+    }
+
+    fn tanh(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        self.elementwise("tanh", "tanh_forward", &[x], &[])
+    }
+
+    fn tanh_backward(&self, y: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        self.elementwise_backward("tanh_backward", "tanh_backward", y, g, &[])
+    }
+
+    fn gelu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        self.elementwise("gelu", "gelu", &[x], &[gelu_inv_sqrt2()])
+    }
+
+    fn gelu_backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        self.elementwise_backward(
+            "gelu_backward",
+            "gelu_backward",
+            x,
+            g,
+            &[gelu_inv_sqrt2(), gelu_inv_sqrt_2pi()],
+        )
+    }
+    fn add_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        const OP: &str = "add_rows";
+        validate::row_vector(OP, x, b)?;
+        let (rows, cols) = x.dim();
+        if rows == 0 || cols == 0 {
+            return Ok(Array2::zeros((rows, cols)));
+        }
+        let program = self.program::<T>(OP)?;
+        let (row_count, col_count) = (to_u32(OP, rows)?, to_u32(OP, cols)?);
+        let wg = self.shared.row_work_group;
+        let x_buffer = self.upload(&contiguous(&x))?;
+        let b_buffer = self.upload(&contiguous(&b))?;
+        let y_buffer = self.allocate::<T>(rows * cols)?;
+        let kernel = self
+            .kernel(&program, OP)
+            .global_work_size(rows * wg)
+            .local_work_size(wg)
+            .arg(&x_buffer)
+            .arg(&b_buffer)
+            .arg(&y_buffer)
+            .arg(row_count)
+            .arg(col_count)
+            .build();
+        self.enqueue(kernel, OP)?;
+        let data = self.download(&y_buffer, rows * cols)?;
+        Array2::from_shape_vec((rows, cols), data).map_err(|e| Error::opencl("shaping add_rows", e))
+    }
+
+    fn layer_norm(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+    ) -> Result<Array2<T>> {
+        const OP: &str = "layer_norm";
+        validate::layer_norm(OP, x, gamma, beta, eps)?;
+        let eps = reference::layer_norm_eps::<T>(OP, eps)?;
+        let (rows, cols) = x.dim();
+        if rows == 0 {
+            return Ok(Array2::zeros((rows, cols)));
+        }
+        let program = self.program::<T>(OP)?;
+        let (row_count, col_count) = (to_u32(OP, rows)?, to_u32(OP, cols)?);
+        let wg = self.shared.row_work_group;
+        let x_buffer = self.upload(&contiguous(&x))?;
+        let gamma_buffer = self.upload(&contiguous(&gamma))?;
+        let beta_buffer = self.upload(&contiguous(&beta))?;
+        let y_buffer = self.allocate::<T>(rows * cols)?;
+        let kernel = self
+            .kernel(&program, OP)
+            .global_work_size(rows * wg)
+            .local_work_size(wg)
+            .arg(&x_buffer)
+            .arg(&gamma_buffer)
+            .arg(&beta_buffer)
+            .arg(&y_buffer)
+            .arg(eps)
+            .arg(row_count)
+            .arg(col_count)
+            .build();
+        self.enqueue(kernel, OP)?;
+        let data = self.download(&y_buffer, rows * cols)?;
+        Array2::from_shape_vec((rows, cols), data)
+            .map_err(|e| Error::opencl("shaping layer_norm", e))
+    }
+
+    fn layer_norm_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<LayerNormGrads<T>> {
+        const OP: &str = "layer_norm_backward";
+        validate::layer_norm(OP, x, gamma, beta, eps)?;
+        validate::same_shape(OP, "grad_output", grad_output.shape(), "x", x.shape())?;
+        let eps = reference::layer_norm_eps::<T>(OP, eps)?;
+        let (rows, cols) = x.dim();
+        if rows == 0 {
+            return Ok((
+                Array2::zeros((rows, cols)),
+                Array1::zeros(cols),
+                Array1::zeros(cols),
+            ));
+        }
+        let program = self.program::<T>(OP)?;
+        let (row_count, col_count) = (to_u32(OP, rows)?, to_u32(OP, cols)?);
+        let wg = self.shared.row_work_group;
+        let x_buffer = self.upload(&contiguous(&x))?;
+        let gamma_buffer = self.upload(&contiguous(&gamma))?;
+        let g_buffer = self.upload(&contiguous(&grad_output))?;
+        let grad_x_buffer = self.allocate::<T>(rows * cols)?;
+        let xhat_buffer = self.allocate::<T>(rows * cols)?;
+        let grad_gamma_buffer = self.allocate::<T>(cols)?;
+        let grad_beta_buffer = self.allocate::<T>(cols)?;
+        let rows_kernel = self
+            .kernel(&program, OP)
+            .global_work_size(rows * wg)
+            .local_work_size(wg)
+            .arg(&x_buffer)
+            .arg(&gamma_buffer)
+            .arg(&g_buffer)
+            .arg(&grad_x_buffer)
+            .arg(&xhat_buffer)
+            .arg(eps)
+            .arg(row_count)
+            .arg(col_count)
+            .build();
+        self.enqueue(rows_kernel, OP)?;
+        // The in-order queue runs the column pass after the row pass has written xhat.
+        let columns_kernel = self
+            .kernel(&program, "layer_norm_param_grads")
+            .global_work_size(round_up(cols, wg))
+            .local_work_size(wg)
+            .arg(&g_buffer)
+            .arg(&xhat_buffer)
+            .arg(&grad_gamma_buffer)
+            .arg(&grad_beta_buffer)
+            .arg(row_count)
+            .arg(col_count)
+            .build();
+        self.enqueue(columns_kernel, "layer_norm_param_grads")?;
+        let grad_x =
+            Array2::from_shape_vec((rows, cols), self.download(&grad_x_buffer, rows * cols)?)
+                .map_err(|e| Error::opencl("shaping layer_norm_backward", e))?;
+        let grad_gamma = Array1::from(self.download(&grad_gamma_buffer, cols)?);
+        let grad_beta = Array1::from(self.download(&grad_beta_buffer, cols)?);
+        Ok((grad_x, grad_gamma, grad_beta))
+    }
+}
+
+/// `1/√2` rounded to `T`, as [`crate::reference::gelu`] rounds it.
+fn gelu_inv_sqrt2<T: Scalar>() -> T {
+    T::narrow(std::f64::consts::FRAC_1_SQRT_2)
+}
+
+/// `1/√(2π)` rounded to `T`, as [`crate::reference::gelu_backward`] rounds it.
+fn gelu_inv_sqrt_2pi<T: Scalar>() -> T {
+    T::narrow(0.5 * std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2)
 }
 
 #[cfg(test)]
@@ -453,5 +737,16 @@ mod tests {
         assert!(build_options::<f32>(64).contains("-D REAL=float -D REAL_IS_DOUBLE=0 -D ROW_WG=64"));
         assert!(build_options::<f64>(64).contains("-D REAL=double -D REAL_IS_DOUBLE=1"));
         assert!(!build_options::<f32>(64).contains("fast-relaxed"));
+        assert!(build_options::<f32>(256).contains("-D TILE=16"));
+    }
+
+    #[test]
+    fn matmul_tile_squares_within_the_row_work_group() {
+        assert_eq!(matmul_tile(256), 16);
+        assert_eq!(matmul_tile(128), 8);
+        assert_eq!(matmul_tile(64), 8);
+        assert_eq!(matmul_tile(4), 2);
+        assert_eq!(matmul_tile(1), 1);
+        assert_eq!(matmul_tile(4096), 16);
     }
 }

@@ -10,7 +10,20 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("prelude.cl", include_str!("../../opencl/prelude.cl")),
     ("reduce.cl", include_str!("../../opencl/reduce.cl")),
     ("loss.cl", include_str!("../../opencl/loss.cl")),
+    ("matmul.cl", include_str!("../../opencl/matmul.cl")),
+    (
+        "elementwise.cl",
+        include_str!("../../opencl/elementwise.cl"),
+    ),
+    ("norm.cl", include_str!("../../opencl/norm.cl")),
 ];
+
+/// Side of the square matmul tile for a row work-group size: the largest power of two `t ≤ 16`
+/// with `t² ≤ row_work_group` (so a `t × t` work-group fits wherever a row work-group does).
+pub fn matmul_tile(row_work_group: usize) -> usize {
+    let square_root = 1usize << (row_work_group.max(1).ilog2() / 2);
+    square_root.min(16)
+}
 
 /// The whole program text: every source in order.
 pub fn source() -> String {
@@ -22,12 +35,13 @@ pub fn source() -> String {
 }
 
 /// Conformance build options for `T`: no relaxed math, no `mad`, FP_CONTRACT off (in the
-/// prelude).
+/// prelude). The matmul tile is [`matmul_tile`]`(row_work_group)`.
 pub fn options<T: Scalar>(row_work_group: usize) -> String {
     format!(
-        "-cl-std=CL1.2 -D REAL={} -D REAL_IS_DOUBLE={} -D ROW_WG={row_work_group}",
+        "-cl-std=CL1.2 -D REAL={} -D REAL_IS_DOUBLE={} -D ROW_WG={row_work_group} -D TILE={}",
         T::OPENCL_TYPE_NAME,
-        u8::from(T::PROGRAM_SLOT == 1)
+        u8::from(T::PROGRAM_SLOT == 1),
+        matmul_tile(row_work_group)
     )
 }
 

@@ -45,7 +45,7 @@ fn normalise_row<T: Scalar>(row: ArrayView1<'_, T>, eps: T) -> RowNorm<T> {
 }
 
 /// `eps` validated and rounded to `T` (it must stay positive there).
-fn layer_norm_eps<T: Scalar>(op: &'static str, eps: f64) -> Result<T> {
+pub(crate) fn layer_norm_eps<T: Scalar>(op: &'static str, eps: f64) -> Result<T> {
     let eps_t = T::narrow(eps);
     if eps_t > T::zero() {
         Ok(eps_t)

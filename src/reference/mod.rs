@@ -41,8 +41,11 @@ pub use linalg::{
     transpose,
 };
 
+pub(crate) use layers::layer_norm_eps;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
+use crate::backend::LayerNormGrads;
 use crate::{Backend, Result, Scalar};
 
 /// The reference backend. Stateless: one value serves every scalar type.
@@ -76,5 +79,65 @@ impl<T: Scalar> Backend<T> for Reference {
         grad_output: T,
     ) -> Result<Array1<T>> {
         bce_with_logits_mean_backward(logits, labels, grad_output)
+    }
+    fn matmul(&self, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        matmul(a, b)
+    }
+    fn relu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        Ok(relu(x))
+    }
+    fn relu_backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        relu_backward(x, g)
+    }
+    fn leaky_relu(&self, x: ArrayView2<'_, T>, slope: T) -> Result<Array2<T>> {
+        Ok(leaky_relu(x, slope))
+    }
+    fn leaky_relu_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+        slope: T,
+    ) -> Result<Array2<T>> {
+        leaky_relu_backward(x, g, slope)
+    }
+    fn sigmoid(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        Ok(sigmoid_array(x))
+    }
+    fn sigmoid_backward(&self, y: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        sigmoid_backward(y, g)
+    }
+    fn tanh(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        Ok(tanh(x))
+    }
+    fn tanh_backward(&self, y: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        tanh_backward(y, g)
+    }
+    fn gelu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        Ok(gelu(x))
+    }
+    fn gelu_backward(&self, x: ArrayView2<'_, T>, g: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        gelu_backward(x, g)
+    }
+    fn add_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        add_rows(x, b)
+    }
+    fn layer_norm(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+    ) -> Result<Array2<T>> {
+        layer_norm(x, gamma, beta, eps)
+    }
+    fn layer_norm_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        gamma: ArrayView1<'_, T>,
+        beta: ArrayView1<'_, T>,
+        eps: f64,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<LayerNormGrads<T>> {
+        layer_norm_backward(x, gamma, beta, eps, grad_output)
     }
 }

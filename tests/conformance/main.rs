@@ -1,6 +1,7 @@
 //! The only integration-test binary: the whole suite for the reference (f32, f64) and the
 //! OpenCL backend (f32, f64), plus OpenCL-specific and contrast tests.
 
+mod bitwise;
 mod contrast;
 #[cfg(feature = "opencl")]
 mod opencl_device;

@@ -97,3 +97,27 @@ fn f64_without_fp64_is_unsupported_not_wrong() {
         ));
     }
 }
+
+/// STYLE §4.9: the reference and the OpenCL backend implement every op of the trait (no
+/// `Unsupported` default left), in each scalar type the device supports.
+#[test]
+fn reference_and_opencl_implement_every_op() {
+    let Some(backend) = obtain(
+        "opencl_device::reference_and_opencl_implement_every_op",
+        default_opencl(),
+    ) else {
+        return;
+    };
+    for &op in mloracle::backend::OPS {
+        mloracle::conformance::probe::<f32>(&mloracle::Reference, op)
+            .unwrap_or_else(|e| panic!("reference<f32> {op}: {e}"));
+        mloracle::conformance::probe::<f64>(&mloracle::Reference, op)
+            .unwrap_or_else(|e| panic!("reference<f64> {op}: {e}"));
+        mloracle::conformance::probe::<f32>(&backend, op)
+            .unwrap_or_else(|e| panic!("opencl<f32> {op}: {e}"));
+        if backend.has_fp64() {
+            mloracle::conformance::probe::<f64>(&backend, op)
+                .unwrap_or_else(|e| panic!("opencl<f64> {op}: {e}"));
+        }
+    }
+}

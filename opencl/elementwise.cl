@@ -1,0 +1,117 @@
+/* Elementwise activations and their VJPs (src/reference/activations.rs). One work item per
+ * element of a row-major array of `count` elements; the global size is rounded up to a
+ * work-group multiple, so every kernel returns early past `count`.
+ * Same formulas, same order of operations and same NaN conventions as the reference. Constants
+ * (1/sqrt(2), 1/sqrt(2 pi)) come from the host, rounded to REAL as the reference rounds them.
+ * OpenCL C reserves `tanh` and `half`, hence the kernel name tanh_forward and no `half`. */
+
+/* y = x if x > 0 or x is NaN, else 0 (so -0 -> +0).  Exact: bitwise with the reference. */
+__kernel void relu(__global const REAL* restrict x, __global REAL* restrict y, const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    const REAL v = x[i];
+    if (v <= (REAL)0) y[i] = (REAL)0;
+    else y[i] = v; /* v > 0 or NaN */
+}
+
+/* dx = 0 if x <= 0, else g (derivative 0 at 0; NaN x passes g).  Exact. */
+__kernel void relu_backward(__global const REAL* restrict x, __global const REAL* restrict g,
+                            __global REAL* restrict dx, const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    if (x[i] <= (REAL)0) dx[i] = (REAL)0;
+    else dx[i] = g[i];
+}
+
+/* y = x if x > 0, else slope * x.  One rounding: bitwise with the reference. */
+__kernel void leaky_relu(__global const REAL* restrict x, __global REAL* restrict y,
+                         const REAL slope, const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    const REAL v = x[i];
+    if (v > (REAL)0) y[i] = v;
+    else y[i] = slope * v;
+}
+
+/* dx = g if x > 0, else g * slope (NaN x gives g * slope).  Bitwise with the reference. */
+__kernel void leaky_relu_backward(__global const REAL* restrict x,
+                                  __global const REAL* restrict g, __global REAL* restrict dx,
+                                  const REAL slope, const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    if (x[i] > (REAL)0) dx[i] = g[i];
+    else dx[i] = g[i] * slope;
+}
+
+/* y = 1 / (1 + exp(-x)) for x >= 0, exp(x) / (1 + exp(x)) otherwise (NaN takes the second
+ * branch and stays NaN).  Bound: tolerance::sigmoid */
+__kernel void sigmoid(__global const REAL* restrict x, __global REAL* restrict y,
+                      const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    const REAL v = x[i];
+    if (v >= (REAL)0) {
+        y[i] = (REAL)1 / ((REAL)1 + exp(-v));
+    } else {
+        const REAL e = exp(v);
+        y[i] = e / ((REAL)1 + e);
+    }
+}
+
+/* dx = (g * (1 - y)) * y, from the output y.  Bound: tolerance::sigmoid_backward */
+__kernel void sigmoid_backward(__global const REAL* restrict y, __global const REAL* restrict g,
+                               __global REAL* restrict dx, const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    const REAL v = y[i];
+    dx[i] = (g[i] * ((REAL)1 - v)) * v;
+}
+
+/* y = tanh(x).  Bound: tolerance::tanh (5 ulp) */
+__kernel void tanh_forward(__global const REAL* restrict x, __global REAL* restrict y,
+                           const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    y[i] = tanh(x[i]);
+}
+
+/* dx = g * (1 - y * y), from the output y.  Bound: tolerance::tanh_backward */
+__kernel void tanh_backward(__global const REAL* restrict y, __global const REAL* restrict g,
+                            __global REAL* restrict dx, const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    const REAL v = y[i];
+    dx[i] = g[i] * ((REAL)1 - v * v);
+}
+
+/* y = (x * 0.5) * (1 + erf(x * inv_sqrt2)), erf 16 ulp.  Bound: tolerance::gelu */
+__kernel void gelu(__global const REAL* restrict x, __global REAL* restrict y,
+                   const REAL inv_sqrt2, const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    const REAL v = x[i];
+    y[i] = (v * (REAL)0.5) * ((REAL)1 + erf(v * inv_sqrt2));
+}
+
+/* cdf = 0.5 * (1 + erf(x * inv_sqrt2)), pdf = exp((x * x) * -0.5) * inv_sqrt_2pi,
+ * dx = g * (cdf + x * pdf), from the input x.  Bound: tolerance::gelu_backward */
+__kernel void gelu_backward(__global const REAL* restrict x, __global const REAL* restrict g,
+                            __global REAL* restrict dx, const REAL inv_sqrt2,
+                            const REAL inv_sqrt_2pi, const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    const REAL v = x[i];
+    const REAL cdf = (REAL)0.5 * ((REAL)1 + erf(v * inv_sqrt2));
+    const REAL pdf = exp((v * v) * (REAL)-0.5) * inv_sqrt_2pi;
+    dx[i] = g[i] * (cdf + v * pdf);
+}

@@ -1,0 +1,105 @@
+/* Row broadcasts and LayerNorm (src/reference/linalg.rs, src/reference/layers.rs). One
+ * work-group of ROW_WG items per row; row sums use the fixed local-memory tree of the prelude
+ * (work_group_tree_sum), so results are reproducible run to run. */
+
+/* y_rj = x_rj + b_j.  One rounding: bitwise with the reference.  Bound: tolerance::add_rows */
+__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+void add_rows(__global const REAL* restrict x, __global const REAL* restrict b,
+              __global REAL* restrict y, const uint row_count, const uint col_count)
+{
+    const uint r = get_group_id(0);
+    if (r >= row_count) return; /* uniform per work-group */
+    const size_t offset = (size_t)r * col_count;
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) y[offset + j] = x[offset + j] + b[j];
+}
+
+/* Two-pass moments of one row, known to every work item of the group:
+ * mean = (sum_j x_j) / n, var = (sum_j (x_j - mean)^2) / n, rstd = 1 / sqrt(var + eps).
+ * col_count >= 1 (validated on the host). */
+inline void row_moments(__global const REAL* restrict row, const uint col_count, const REAL eps,
+                        __local REAL* scratch, REAL* mean, REAL* rstd)
+{
+    const REAL n = (REAL)col_count;
+    REAL s = (REAL)0;
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) s += row[j];
+    const REAL m = work_group_tree_sum(scratch, s) / n;
+    REAL q = (REAL)0;
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) {
+        const REAL d = row[j] - m;
+        q += d * d;
+    }
+    const REAL var = work_group_tree_sum(scratch, q) / n;
+    *mean = m;
+    *rstd = (REAL)1 / sqrt(var + eps);
+}
+
+/* y_j = ((x_j - mean) * rstd) * gamma_j + beta_j per row.  Bound: tolerance::layer_norm */
+__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+void layer_norm(__global const REAL* restrict x, __global const REAL* restrict gamma,
+                __global const REAL* restrict beta, __global REAL* restrict y, const REAL eps,
+                const uint row_count, const uint col_count)
+{
+    __local REAL scratch[ROW_WG];
+    const uint r = get_group_id(0);
+    if (r >= row_count) return; /* uniform per work-group: no barrier divergence */
+    const size_t offset = (size_t)r * col_count;
+    REAL mean, rstd;
+    row_moments(x + offset, col_count, eps, scratch, &mean, &rstd);
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG)
+        y[offset + j] = ((x[offset + j] - mean) * rstd) * gamma[j] + beta[j];
+}
+
+/* Per row, with xhat_j = (x_j - mean) * rstd and d_j = g_j * gamma_j:
+ * a = (sum_j d_j) / n, b = (sum_j d_j * xhat_j) / n,
+ * grad_x_j = rstd * ((d_j - a) - xhat_j * b); xhat is stored for layer_norm_param_grads.
+ * Bound: tolerance::layer_norm_backward (grad_x) */
+__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+void layer_norm_backward(__global const REAL* restrict x, __global const REAL* restrict gamma,
+                         __global const REAL* restrict g, __global REAL* restrict grad_x,
+                         __global REAL* restrict xhat, const REAL eps, const uint row_count,
+                         const uint col_count)
+{
+    __local REAL scratch[ROW_WG];
+    const uint r = get_group_id(0);
+    if (r >= row_count) return;
+    const size_t offset = (size_t)r * col_count;
+    REAL mean, rstd;
+    row_moments(x + offset, col_count, eps, scratch, &mean, &rstd);
+    REAL sum_d = (REAL)0;
+    REAL sum_dx = (REAL)0;
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) {
+        const REAL d = g[offset + j] * gamma[j];
+        const REAL xh = (x[offset + j] - mean) * rstd;
+        xhat[offset + j] = xh;
+        sum_d += d;
+        sum_dx += d * xh;
+    }
+    const REAL n = (REAL)col_count;
+    const REAL a = work_group_tree_sum(scratch, sum_d) / n;
+    const REAL b = work_group_tree_sum(scratch, sum_dx) / n;
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) {
+        const REAL d = g[offset + j] * gamma[j];
+        grad_x[offset + j] = rstd * ((d - a) - xhat[offset + j] * b);
+    }
+}
+
+/* grad_gamma_j = sum_i g_ij * xhat_ij, grad_beta_j = sum_i g_ij, sequential in i from 0 (the
+ * reference's order). One work item per column.  Bound: tolerance::layer_norm_backward */
+__kernel void layer_norm_param_grads(__global const REAL* restrict g,
+                                     __global const REAL* restrict xhat,
+                                     __global REAL* restrict grad_gamma,
+                                     __global REAL* restrict grad_beta, const uint row_count,
+                                     const uint col_count)
+{
+    const uint j = get_global_id(0);
+    if (j >= col_count) return;
+    REAL gg = (REAL)0;
+    REAL gb = (REAL)0;
+    for (uint i = 0; i < row_count; ++i) {
+        const size_t k = (size_t)i * col_count + j;
+        gg = gg + g[k] * xhat[k];
+        gb = gb + g[k];
+    }
+    grad_gamma[j] = gg;
+    grad_beta[j] = gb;
+}

@@ -1,0 +1,169 @@
+//! Bitwise equality of the OpenCL backend with the reference in the **same** scalar type, for the
+//! ops that THEORY.md E1 allows: made only of correctly rounded `+ − ×`, comparisons and
+//! selects, in the reference's order, with FP_CONTRACT off (relu and leaky ReLU with their VJPs;
+//! add_rows; matmul, whose kernel sums each dot product in the reference's order `p = 0, 1, …` from 0).
+//! NaN compares equal to NaN (payloads are not specified).
+
+#![cfg(feature = "opencl")]
+
+use mloracle::harness::{default_opencl, run_property};
+use mloracle::proptest::test_runner::{TestCaseError, TestCaseResult};
+use mloracle::{strategy, Backend, Reference, Result, Scalar};
+use ndarray::Array2;
+
+/// `Ok` when `actual` and `expected` have the same shape and the same bits everywhere (any NaN
+/// equals any NaN).
+fn same_bits<T: Scalar>(
+    op: &str,
+    actual: Result<Array2<T>>,
+    expected: Result<Array2<T>>,
+) -> TestCaseResult {
+    let actual = actual.map_err(|e| TestCaseError::fail(format!("{op}: opencl: {e}")))?;
+    let expected = expected.map_err(|e| TestCaseError::fail(format!("{op}: reference: {e}")))?;
+    if actual.dim() != expected.dim() {
+        return Err(TestCaseError::fail(format!(
+            "{op}: shape {:?} != {:?}",
+            actual.dim(),
+            expected.dim()
+        )));
+    }
+    let differing = actual
+        .indexed_iter()
+        .zip(expected.iter())
+        .find(|((_, a), e)| {
+            let (a, e) = (a.widen(), e.widen());
+            a.to_bits() != e.to_bits() && !(a.is_nan() && e.is_nan())
+        });
+    match differing {
+        None => Ok(()),
+        Some(((index, a), e)) => Err(TestCaseError::fail(format!(
+            "{op}<{}>: not bitwise equal at {index:?}: opencl {a:e}, reference {e:e}",
+            T::NAME
+        ))),
+    }
+}
+
+macro_rules! bitwise_tests {
+    ($suite:ident, $scalar:ty) => {
+        mod $suite {
+            use super::*;
+
+            fn name(test: &str) -> String {
+                format!("bitwise::{}::{test}", stringify!($suite))
+            }
+
+            #[test]
+            fn relu_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("relu_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["relu"],
+                    strategy::activation_input::<$scalar>(),
+                    |b, x| same_bits("relu", b.relu(x.view()), Reference.relu(x.view())),
+                );
+            }
+
+            #[test]
+            fn relu_backward_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("relu_backward_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["relu_backward"],
+                    strategy::activation_input_with_grad::<$scalar>(),
+                    |b, (x, g)| {
+                        same_bits(
+                            "relu_backward",
+                            b.relu_backward(x.view(), g.view()),
+                            Reference.relu_backward(x.view(), g.view()),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn leaky_relu_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("leaky_relu_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["leaky_relu"],
+                    (
+                        strategy::activation_input::<$scalar>(),
+                        strategy::leaky_slope(),
+                    ),
+                    |b, (x, s)| {
+                        let s = <$scalar as Scalar>::narrow(s);
+                        same_bits(
+                            "leaky_relu",
+                            b.leaky_relu(x.view(), s),
+                            Reference.leaky_relu(x.view(), s),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn leaky_relu_backward_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("leaky_relu_backward_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["leaky_relu_backward"],
+                    (
+                        strategy::activation_input_with_grad::<$scalar>(),
+                        strategy::leaky_slope(),
+                    ),
+                    |b, ((x, g), s)| {
+                        let s = <$scalar as Scalar>::narrow(s);
+                        same_bits(
+                            "leaky_relu_backward",
+                            b.leaky_relu_backward(x.view(), g.view(), s),
+                            Reference.leaky_relu_backward(x.view(), g.view(), s),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn add_rows_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("add_rows_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["add_rows"],
+                    strategy::add_rows_inputs::<$scalar>(),
+                    |b, (x, v)| {
+                        same_bits(
+                            "add_rows",
+                            b.add_rows(x.view(), v.view()),
+                            Reference.add_rows(x.view(), v.view()),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn matmul_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("matmul_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["matmul"],
+                    strategy::matmul_operands::<$scalar>(),
+                    |b, (x, y)| {
+                        same_bits(
+                            "matmul",
+                            b.matmul(x.view(), y.view()),
+                            Reference.matmul(x.view(), y.view()),
+                        )
+                    },
+                );
+            }
+        }
+    };
+}
+
+bitwise_tests!(opencl_f32, f32);
+bitwise_tests!(opencl_f64, f64);
