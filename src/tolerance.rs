@@ -1015,6 +1015,10 @@ pub fn layer_norm_backward(
                 + u * t.abs()
                 + terms.xhat[j].abs() * e_b
                 + b.abs() * terms.e_xhat[j]
+                // Second order: |x̂̂ b̂ − x̂ b| also has E_x̂·E_b. It dominates on (near-)constant
+                // rows, where x̂ = b = 0 exactly but the rounded mean leaves x̂̂ ≈ E_μ·rstd
+                // with rstd ≈ eps^{-1/2}.
+                + terms.e_xhat[j] * e_b
                 + u * w.abs()
                 + u * z.abs();
             *o = terms.rstd * e_z
