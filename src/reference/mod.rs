@@ -12,6 +12,7 @@ mod losses;
 pub mod models;
 mod ops;
 pub mod optim;
+mod statistics;
 
 pub use losses::{
     bce_with_logits, bce_with_logits_backward, bce_with_logits_element, bce_with_logits_mean,
@@ -19,6 +20,7 @@ pub use losses::{
     sigmoid, Reduction, DEFAULT_IGNORE_INDEX,
 };
 pub use ops::{log_softmax_rows, log_sum_exp_rows, softmax_rows};
+pub use statistics::{std_corrected, std_corrected_backward};
 
 pub use activations::{
     erf, gelu, gelu_backward, leaky_relu, leaky_relu_backward, log_softmax_rows_backward, relu,

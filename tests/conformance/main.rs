@@ -2,6 +2,7 @@
 //! OpenCL backend (f32, f64), plus OpenCL-specific and contrast tests.
 
 mod contrast;
+mod invariants_seeds;
 #[cfg(feature = "opencl")]
 mod opencl_device;
 mod planted;
