@@ -74,9 +74,8 @@ pub mod seed000 {
         let x = Array2::from_shape_fn((rows, INPUTS), |(i, j)| {
             2.0 * stream.uniform((i * INPUTS + j) as u64) - 1.0
         });
-        let direction = Array1::from_shape_fn(INPUTS, |j| {
-            2.0 * key(seed, 2001).uniform(j as u64) - 1.0
-        });
+        let direction =
+            Array1::from_shape_fn(INPUTS, |j| 2.0 * key(seed, 2001).uniform(j as u64) - 1.0);
         let scores = x.dot(&direction);
         let mut order: Vec<usize> = (0..rows).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
@@ -120,7 +119,11 @@ pub mod seed000 {
             let forward = trainer.model.forward(batch.inputs.view())?;
             let logits = forward.activations.last().cloned().unwrap_or_default();
             let (loss, _) = trainer.model.loss_and_gradients(batch, k as u64)?;
-            let bias = trainer.model.parameters().last().map_or(0.0, |b| b[0].widen());
+            let bias = trainer
+                .model
+                .parameters()
+                .last()
+                .map_or(0.0, |b| b[0].widen());
             records.push(Record {
                 loss: loss.widen(),
                 bias,
@@ -212,10 +215,11 @@ pub mod seed001 {
     /// Whether every row of the prediction is bitwise the same vector.
     pub fn rows_identical<T: Scalar>(prediction: &Array2<T>) -> bool {
         let first = prediction.row(0);
-        prediction
-            .rows()
-            .into_iter()
-            .all(|r| r.iter().zip(first.iter()).all(|(a, b)| a.widen().to_bits() == b.widen().to_bits()))
+        prediction.rows().into_iter().all(|r| {
+            r.iter()
+                .zip(first.iter())
+                .all(|(a, b)| a.widen().to_bits() == b.widen().to_bits())
+        })
     }
 
     /// Train with plain SGD at `learning_rate` on the same batch for `steps` steps.
@@ -235,9 +239,11 @@ pub mod seed001 {
                 .columns()
                 .into_iter()
                 .map(|c| {
-                    let (lo, hi) = c.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                        (lo.min(v.widen()), hi.max(v.widen()))
-                    });
+                    let (lo, hi) = c
+                        .iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                            (lo.min(v.widen()), hi.max(v.widen()))
+                        });
                     hi - lo
                 })
                 .fold(0.0, f64::max);

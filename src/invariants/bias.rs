@@ -23,11 +23,7 @@ fn prior_and_logit<T: Scalar>(labels: ArrayView1<'_, T>) -> (f64, f64, f64) {
     let mean = labels.iter().map(|v| v.widen()).sum::<f64>() / n as f64;
     let logit = (mean / (1.0 - mean)).ln();
     let g = tolerance::gamma(n + 4, f64::EPSILON / 2.0).unwrap_or(f64::INFINITY);
-    (
-        mean,
-        logit,
-        g * (1.0 + logit.abs()) / mean.min(1.0 - mean),
-    )
+    (mean, logit, g * (1.0 + logit.abs()) / mean.min(1.0 - mean))
 }
 
 /// One reference gradient-descent step of the bias-only problem, in `T`:

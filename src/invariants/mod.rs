@@ -3,7 +3,7 @@
 //! a proptest `TestCaseResult`. They assert facts about *any* correct backend; they do not need
 //! a second implementation except where the doc says so.
 //!
-//! [`bias`] (A2) and [`regression`] (B1–B4) call the reference directly: they are training-step
+//! The `bias` (A2) and `regression` (B1–B4) invariants call the reference directly: they are training-step
 //! and model-level facts, and no training-step Backend API exists yet.
 
 mod bias;
@@ -27,10 +27,9 @@ pub use regression::{
     dead_relu_layer_freezes_itself_and_earlier_layers, max_pre_activation,
     mlp_sum_reduction_is_mean_reduction_at_count_times_learning_rate,
     mse_sum_gradient_is_count_times_mean_gradient, sigmoid_derivative_is_at_most_exp_minus_abs,
-    sigmoid_derivative_vanishes_exactly_where_sigmoid_rounds_to_one,
-    sigmoid_saturation_threshold, std_and_its_gradient_vanish_at_constant_input,
-    std_gradient_has_norm_inverse_sqrt_n_minus_c, std_penalty_minimiser_has_closed_form,
-    CONSTANT_PREDICTOR_STEPS,
+    sigmoid_derivative_vanishes_exactly_where_sigmoid_rounds_to_one, sigmoid_saturation_threshold,
+    std_and_its_gradient_vanish_at_constant_input, std_gradient_has_norm_inverse_sqrt_n_minus_c,
+    std_penalty_minimiser_has_closed_form, CONSTANT_PREDICTOR_STEPS,
 };
 pub use stability::{
     log_sum_exp_is_shift_invariant, log_sum_exp_lies_between_max_and_max_plus_ln_n,

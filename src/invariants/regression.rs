@@ -10,7 +10,9 @@ use proptest::test_runner::TestCaseResult;
 
 use crate::reference::models::mlp::{Activation, Mlp, MlpBatch, MlpLoss};
 use crate::reference::models::Model;
-use crate::reference::optim::{adam_step, sgd_step, Adam, AdamHyper, AdamState, SgdHyper, SgdState};
+use crate::reference::optim::{
+    adam_step, sgd_step, Adam, AdamHyper, AdamState, SgdHyper, SgdState,
+};
 use crate::reference::{self, Reduction};
 use crate::tolerance::{self, ArithModel};
 use crate::Scalar;
@@ -179,8 +181,12 @@ pub fn mlp_sum_reduction_is_mean_reduction_at_count_times_learning_rate<T: Scala
         .zip(&grad_mean)
         .zip(&names)
     {
-        let (after_sum, _) =
-            sgd_step(&SgdState::default(), theta.view(), s.view(), &plain(learning_rate))?;
+        let (after_sum, _) = sgd_step(
+            &SgdState::default(),
+            theta.view(),
+            s.view(),
+            &plain(learning_rate),
+        )?;
         let (after_mean, _) = sgd_step(
             &SgdState::default(),
             theta.view(),
@@ -202,7 +208,11 @@ pub fn mlp_sum_reduction_is_mean_reduction_at_count_times_learning_rate<T: Scala
 }
 
 /// Largest pre-activation of hidden layer `layer` (0-based) over the batch.
-pub fn max_pre_activation<T: Scalar>(model: &Mlp<T>, inputs: ArrayView2<'_, T>, layer: usize) -> crate::Result<T> {
+pub fn max_pre_activation<T: Scalar>(
+    model: &Mlp<T>,
+    inputs: ArrayView2<'_, T>,
+    layer: usize,
+) -> crate::Result<T> {
     let forward = model.forward(inputs)?;
     Ok(forward.pre_activations[layer]
         .iter()
@@ -256,7 +266,10 @@ pub fn dead_relu_layer_freezes_itself_and_earlier_layers<T: Scalar>(
     prop_assume!(max_pre_activation(model, batch.inputs.view(), dead_layer)? <= T::zero());
     let gradients = assert_dead_layer_gradients(model, batch, dead_layer)?;
     let names = model.parameter_names();
-    let adam = AdamHyper { learning_rate, ..adam };
+    let adam = AdamHyper {
+        learning_rate,
+        ..adam
+    };
     for t in 0..=2 * dead_layer + 2 {
         let theta = model.parameters()[t].view();
         let (after_sgd, _) = sgd_step(
@@ -265,9 +278,15 @@ pub fn dead_relu_layer_freezes_itself_and_earlier_layers<T: Scalar>(
             gradients[t].view(),
             &SgdHyper::plain(learning_rate),
         )?;
-        let (after_adam, _) =
-            adam_step(&AdamState::zeros(theta.len()), theta, gradients[t].view(), &adam)?;
-        for (index, ((&before, &s), &a)) in theta.iter().zip(&after_sgd).zip(&after_adam).enumerate() {
+        let (after_adam, _) = adam_step(
+            &AdamState::zeros(theta.len()),
+            theta,
+            gradients[t].view(),
+            &adam,
+        )?;
+        for (index, ((&before, &s), &a)) in
+            theta.iter().zip(&after_sgd).zip(&after_adam).enumerate()
+        {
             prop_assert!(
                 same_bits(before, s) && same_bits(before, a),
                 "{}: dead layer {dead_layer}: {}[{index}] = {:e} moved to {:e} (SGD lr {learning_rate:e}) / \
@@ -508,14 +527,16 @@ pub fn std_penalty_minimiser_has_closed_form<T: Scalar>(
     let rounded = optimum.mapv(T::narrow);
     let input_error: f64 = optimum.iter().map(|p| (u * p).powi(2)).sum::<f64>().sqrt();
     let excess = input_error * input_error / a;
-    let (loss_star, bound_star) = penalised_loss(rounded.view(), targets, phi, correction, reduction)?;
+    let (loss_star, bound_star) =
+        penalised_loss(rounded.view(), targets, phi, correction, reduction)?;
     let moved = Array1::from_iter(
         rounded
             .iter()
             .zip(perturbation)
             .map(|(p, d)| T::narrow(p.widen() + d)),
     );
-    let (loss_moved, bound_moved) = penalised_loss(moved.view(), targets, phi, correction, reduction)?;
+    let (loss_moved, bound_moved) =
+        penalised_loss(moved.view(), targets, phi, correction, reduction)?;
     prop_assert!(
         loss_star <= loss_moved + bound_star + bound_moved + excess,
         "{}: L(p*) = {loss_star:.12e} > L(p* + δ) = {loss_moved:.12e} + bounds {:e} (φ = {phi}, c = {correction}, {reduction:?}, n = {n})",
@@ -565,7 +586,11 @@ pub fn std_gradient_has_norm_inverse_sqrt_n_minus_c<T: Scalar>(
     let n = values.len();
     prop_assume!(n > correction);
     let gradient = reference::std_corrected_backward(values, correction, T::one())?;
-    let norm = gradient.iter().map(|g| g.widen().powi(2)).sum::<f64>().sqrt();
+    let norm = gradient
+        .iter()
+        .map(|g| g.widen().powi(2))
+        .sum::<f64>()
+        .sqrt();
     prop_assume!(norm > 0.0);
     let expected = 1.0 / ((n - correction) as f64).sqrt();
     let mean = values.iter().map(|v| v.widen()).sum::<f64>() / n as f64;

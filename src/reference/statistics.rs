@@ -80,15 +80,17 @@ pub fn std_corrected_backward<T: Float>(
     grad_output: T,
 ) -> Result<Array1<T>> {
     let n = values.len();
-    Ok(match centred("std_corrected_backward", values, correction)? {
-        None => Array1::zeros(n),
-        Some((deviations, squares)) => {
-            if squares == T::zero() {
-                return Ok(Array1::zeros(n));
+    Ok(
+        match centred("std_corrected_backward", values, correction)? {
+            None => Array1::zeros(n),
+            Some((deviations, squares)) => {
+                if squares == T::zero() {
+                    return Ok(Array1::zeros(n));
+                }
+                let divisor = count::<T>(n - correction);
+                let s = (squares / divisor).sqrt();
+                deviations.mapv(|d| (grad_output * d) / (divisor * s))
             }
-            let divisor = count::<T>(n - correction);
-            let s = (squares / divisor).sqrt();
-            deviations.mapv(|d| (grad_output * d) / (divisor * s))
-        }
-    })
+        },
+    )
 }

@@ -258,7 +258,12 @@ fn seed000_run<T: Scalar>() {
         let labels = batch.targets.column(0).to_owned();
         let logits_of = |model: &Mlp<T>| -> Array1<T> {
             let forward = model.forward(batch.inputs.view()).expect("forward");
-            forward.activations.last().expect("output").column(0).to_owned()
+            forward
+                .activations
+                .last()
+                .expect("output")
+                .column(0)
+                .to_owned()
         };
         let mut trainer = Trainer::new(
             seed000::model::<T>(seed).expect("model"),
@@ -281,7 +286,9 @@ fn seed000_run<T: Scalar>() {
             labels.mapv(Scalar::widen).view(),
             &arith,
         );
-        let l0 = reference::bce_with_logits_mean(z0.view(), labels.view()).expect("loss").widen();
+        let l0 = reference::bce_with_logits_mean(z0.view(), labels.view())
+            .expect("loss")
+            .widen();
         assert!(
             (l0 - std::f64::consts::LN_2).abs() <= taylor + t0,
             "{} seed {seed}: L0 = {l0} vs ln 2 ± {}",
@@ -322,7 +329,10 @@ fn seed000_run<T: Scalar>() {
         let gap = (final_loss - entropy).max(0.0) + t_bce;
         let delta = (seed000::GROUPS as f64 * gap / 2.0).sqrt();
         let p = seed000::PRIOR;
-        assert!(delta < p.min(1.0 - p), "gap {gap:e} too large for the bound");
+        assert!(
+            delta < p.min(1.0 - p),
+            "gap {gap:e} too large for the bound"
+        );
         let logit = |q: f64| (q / (1.0 - q)).ln();
         let (lo, hi) = (logit(p - delta), logit(p + delta));
         for z in &logits {
@@ -410,14 +420,25 @@ fn seed001_run<T: Scalar>() {
         // 1. effective rate, bitwise.
         if seed < 3 {
             let run = |reduction, lr| {
-                seed001::train(seed001::model::<T>(reduction, seed).expect("model"), &batch, lr, 20, |_| {})
-                    .expect("train")
-                    .0
+                seed001::train(
+                    seed001::model::<T>(reduction, seed).expect("model"),
+                    &batch,
+                    lr,
+                    20,
+                    |_| {},
+                )
+                .expect("train")
+                .0
             };
-            let (a, b) = (run(Reduction::Sum, SEED001_LR), run(Reduction::Mean, SEED001_LR * count));
+            let (a, b) = (
+                run(Reduction::Sum, SEED001_LR),
+                run(Reduction::Mean, SEED001_LR * count),
+            );
             for (x, y) in a.parameters().iter().zip(b.parameters()) {
                 assert!(
-                    x.iter().zip(y.iter()).all(|(p, q)| p.widen().to_bits() == q.widen().to_bits()),
+                    x.iter()
+                        .zip(y.iter())
+                        .all(|(p, q)| p.widen().to_bits() == q.widen().to_bits()),
                     "{} seed {seed}: SGD on sum at lr η ≠ SGD on mean at lr η·N·D after 20 steps",
                     T::NAME
                 );
@@ -434,7 +455,8 @@ fn seed001_run<T: Scalar>() {
         // The reference's loss errs by γ_{ND+3}·L (tolerance::mse); the f64 floor by γ_{2ND}(u64).
         let loss_error = |loss: f64| {
             tolerance::mse(batch.targets.len(), loss, T::UNIT_ROUNDOFF)
-                + tolerance::gamma(2 * batch.targets.len(), f64::EPSILON / 2.0).unwrap_or(1.0) * floor
+                + tolerance::gamma(2 * batch.targets.len(), f64::EPSILON / 2.0).unwrap_or(1.0)
+                    * floor
         };
         let mut sgd = Trainer::new(
             seed001::model::<T>(Reduction::Sum, seed).expect("model"),
@@ -445,12 +467,22 @@ fn seed001_run<T: Scalar>() {
         for k in 0..=SEED001_STEPS {
             let dead = seed001::dead_fractions(&sgd.model, &batch.inputs).expect("dead");
             if let Some((k_star, layer, params)) = &frozen {
-                assert_eq!(dead[*layer], 1.0, "{} seed {seed}: layer {layer} revived at step {k}", T::NAME);
-                for t in 0..=2 * layer + 2 {
+                assert_eq!(
+                    dead[*layer],
+                    1.0,
+                    "{} seed {seed}: layer {layer} revived at step {k}",
+                    T::NAME
+                );
+                for (t, (before, now)) in params
+                    .iter()
+                    .zip(sgd.model.parameters())
+                    .enumerate()
+                    .take(2 * layer + 3)
+                {
                     assert!(
-                        params[t]
+                        before
                             .iter()
-                            .zip(sgd.model.parameters()[t].iter())
+                            .zip(now.iter())
                             .all(|(a, b)| a.widen().to_bits() == b.widen().to_bits()),
                         "{} seed {seed}: tensor {t} moved at step {k}; layer {layer} died at {k_star}",
                         T::NAME
@@ -503,7 +535,11 @@ fn seed001_run<T: Scalar>() {
             records[SEED001_STEPS].spread
         );
     }
-    assert!(collapsed >= 3, "{}: only {collapsed} of 8 seeds collapsed", T::NAME);
+    assert!(
+        collapsed >= 3,
+        "{}: only {collapsed} of 8 seeds collapsed",
+        T::NAME
+    );
 }
 
 #[test]
