@@ -152,8 +152,8 @@ pub const UNSTABLE_BIAS_OBSERVED_STEPS: usize = 100;
 /// may pass close to the repelling `b*` while it is still in transit (measured in f64: `|b_20 − b*|
 /// = 3.7e-4` for `p̄ = 0.387`, `b0 = −3.567`). After 400 steps, over 2000 random
 /// `(p̄ ∈ [0.05, 0.95], b0 ∈ [−10, 10], |b0 − b*| ≥ 0.1)` every orbit stayed at least 0.257 from
-/// `b*` (the period-2 attractor of the bifurcation at 2 has amplitude `≈ sqrt(0.05·48/η)·…`, 0.54 at
-/// `p̄ = 1/2`), so `1e-3` leaves a factor 257 for rounding and the transient. Inputs with
+/// `b*` (at `p̄ = 1/2` the attracting period-2 orbit is `b = ±0.54`, the solution of
+/// `2b = η(σ(b) − 1/2)` with `η = 8.2`), so `1e-3` leaves a factor 257 for rounding and the transient. Inputs with
 /// `|b0 − b*| < 0.1` or `p̄ ∉ [0.05, 0.95]` are rejected (`prop_assume`).
 pub fn bias_gradient_descent_does_not_converge_above_stability_limit<T: Scalar>(
     labels: ArrayView1<'_, T>,
