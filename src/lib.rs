@@ -37,6 +37,7 @@ pub mod opencl;
 pub mod reference;
 pub mod rng;
 pub mod scalar;
+pub mod seeds;
 pub mod strategy;
 pub mod tolerance;
 pub mod validate;

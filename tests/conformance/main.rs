@@ -3,6 +3,7 @@
 
 mod bitwise;
 mod contrast;
+mod invariants_seeds;
 #[cfg(feature = "opencl")]
 mod opencl_device;
 mod planted;
