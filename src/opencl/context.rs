@@ -20,6 +20,8 @@ pub(crate) struct DeviceContext {
     pub(crate) queue: Queue,
     pub(crate) has_fp64: bool,
     pub(crate) max_work_group_size: usize,
+    /// `CL_DEVICE_MAX_MEM_ALLOC_SIZE` in bytes (0 when the query failed: no limit checked).
+    pub(crate) max_allocation_bytes: u64,
 }
 
 fn is_gpu(device: &Device) -> bool {
@@ -106,5 +108,9 @@ pub(crate) fn open(filter: Option<&str>) -> Result<DeviceContext> {
         queue,
         has_fp64: extensions.split_whitespace().any(|e| e == "cl_khr_fp64"),
         max_work_group_size,
+        max_allocation_bytes: match device.info(DeviceInfo::MaxMemAllocSize) {
+            Ok(DeviceInfoResult::MaxMemAllocSize(bytes)) => bytes,
+            _ => 0,
+        },
     })
 }

@@ -141,7 +141,31 @@ impl OpenCl {
             .clone()
     }
 
+    /// `TooLarge` unless `len` elements of `T` fit one device allocation
+    /// (`CL_DEVICE_MAX_MEM_ALLOC_SIZE`), instead of a driver error (or an overcommitted
+    /// allocation that fails later).
+    fn check_allocation<T: Scalar>(&self, len: usize) -> Result<()> {
+        let bytes = (len as u128) * (std::mem::size_of::<T>() as u128);
+        let limit = u128::from(self.shared.device.max_allocation_bytes);
+        if limit > 0 && bytes > limit {
+            return Err(Error::TooLarge {
+                op: "device allocation",
+                what: "bytes",
+                value: bytes,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// The device's largest single allocation in bytes (`CL_DEVICE_MAX_MEM_ALLOC_SIZE`; 0 if
+    /// unknown).
+    pub fn max_allocation_bytes(&self) -> u64 {
+        self.shared.device.max_allocation_bytes
+    }
+
     fn upload<T: Scalar>(&self, data: &[T]) -> Result<Buffer<T>> {
+        self.check_allocation::<T>(data.len())?;
         Buffer::<T>::builder()
             .queue(self.shared.device.queue.clone())
             .flags(flags::MEM_READ_ONLY)
@@ -154,6 +178,7 @@ impl OpenCl {
     }
 
     fn allocate<T: Scalar>(&self, len: usize) -> Result<Buffer<T>> {
+        self.check_allocation::<T>(len)?;
         Buffer::<T>::builder()
             .queue(self.shared.device.queue.clone())
             .flags(flags::MEM_READ_WRITE)

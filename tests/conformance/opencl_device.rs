@@ -121,3 +121,30 @@ fn reference_and_opencl_implement_every_op() {
         }
     }
 }
+
+/// An allocation the device cannot satisfy is a typed `TooLarge` naming the limit, not a driver
+/// error or an abort.
+#[test]
+fn an_allocation_past_the_device_limit_is_a_typed_error() {
+    let Some(backend) = obtain(
+        "opencl_device::an_allocation_past_the_device_limit_is_a_typed_error",
+        default_opencl(),
+    ) else {
+        return;
+    };
+    let limit = backend.max_allocation_bytes();
+    assert!(limit > 0, "the device reports CL_DEVICE_MAX_MEM_ALLOC_SIZE");
+    let elements = usize::try_from(limit / 4 + 1).expect("fits usize on 64-bit");
+    match backend.zeros_buffer::<f32>(elements) {
+        Err(Error::TooLarge {
+            value,
+            limit: reported,
+            ..
+        }) => {
+            assert_eq!(reported, u128::from(limit));
+            assert!(value > reported);
+        }
+        Err(other) => panic!("expected TooLarge, got {other:?}"),
+        Ok(_) => panic!("an allocation of {elements} f32 past the {limit}-byte limit succeeded"),
+    }
+}
