@@ -106,6 +106,43 @@ pub fn store_gradients<T: Float>(
     Ok(())
 }
 
+/// Apply a pure per-tensor optimizer step to every tensor, in place. Every tensor is stepped
+/// (and validated) before anything is written, so an error leaves parameters and states
+/// unchanged. Shared by [`Sgd::step`] and [`Adam::step`].
+fn step_every_tensor<T: Float, S>(
+    op: &'static str,
+    states: &mut [S],
+    parameters: &mut [Array1<T>],
+    gradients: &[Array1<T>],
+    step: impl Fn(&S, ArrayView1<'_, T>, ArrayView1<'_, T>) -> Result<(Array1<T>, S)>,
+) -> Result<()> {
+    same_lengths(
+        op,
+        "parameter tensors vs states",
+        parameters.len(),
+        states.len(),
+    )?;
+    same_lengths(
+        op,
+        "parameter vs gradient tensors",
+        parameters.len(),
+        gradients.len(),
+    )?;
+    let results = states
+        .iter()
+        .zip(parameters.iter())
+        .zip(gradients)
+        .map(|((state, theta), gradient)| step(state, theta.view(), gradient.view()))
+        .collect::<Result<Vec<_>>>()?;
+    for ((theta, state), (new_theta, new_state)) in
+        parameters.iter_mut().zip(states.iter_mut()).zip(results)
+    {
+        *theta = new_theta;
+        *state = new_state;
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // SGD
 // ---------------------------------------------------------------------------------------------
@@ -275,32 +312,14 @@ impl<T: Float> Sgd<T> {
     /// One step of [`sgd_step`] on every tensor, in place. Validates everything first, so an
     /// error leaves parameters and state unchanged.
     pub fn step(&mut self, parameters: &mut [Array1<T>], gradients: &[Array1<T>]) -> Result<()> {
-        const OP: &str = "sgd_step";
-        same_lengths(
-            OP,
-            "parameter tensors vs states",
-            parameters.len(),
-            self.states.len(),
-        )?;
-        same_lengths(
-            OP,
-            "parameter vs gradient tensors",
-            parameters.len(),
-            gradients.len(),
-        )?;
-        let mut results = Vec::with_capacity(parameters.len());
-        for ((state, theta), gradient) in self.states.iter().zip(parameters.iter()).zip(gradients) {
-            results.push(sgd_step(state, theta.view(), gradient.view(), &self.hyper)?);
-        }
-        for ((theta, state), (new_theta, new_state)) in parameters
-            .iter_mut()
-            .zip(self.states.iter_mut())
-            .zip(results)
-        {
-            *theta = new_theta;
-            *state = new_state;
-        }
-        Ok(())
+        let hyper = self.hyper;
+        step_every_tensor(
+            "sgd_step",
+            &mut self.states,
+            parameters,
+            gradients,
+            |state, theta, gradient| sgd_step(state, theta, gradient, &hyper),
+        )
     }
 }
 
@@ -494,37 +513,14 @@ impl<T: Float> Adam<T> {
     /// One step of [`adam_step`] on every tensor, in place. Validates everything first, so an
     /// error leaves parameters and state unchanged.
     pub fn step(&mut self, parameters: &mut [Array1<T>], gradients: &[Array1<T>]) -> Result<()> {
-        const OP: &str = "adam_step";
-        same_lengths(
-            OP,
-            "parameter tensors vs states",
-            parameters.len(),
-            self.states.len(),
-        )?;
-        same_lengths(
-            OP,
-            "parameter vs gradient tensors",
-            parameters.len(),
-            gradients.len(),
-        )?;
-        let mut results = Vec::with_capacity(parameters.len());
-        for ((state, theta), gradient) in self.states.iter().zip(parameters.iter()).zip(gradients) {
-            results.push(adam_step(
-                state,
-                theta.view(),
-                gradient.view(),
-                &self.hyper,
-            )?);
-        }
-        for ((theta, state), (new_theta, new_state)) in parameters
-            .iter_mut()
-            .zip(self.states.iter_mut())
-            .zip(results)
-        {
-            *theta = new_theta;
-            *state = new_state;
-        }
-        Ok(())
+        let hyper = self.hyper;
+        step_every_tensor(
+            "adam_step",
+            &mut self.states,
+            parameters,
+            gradients,
+            |state, theta, gradient| adam_step(state, theta, gradient, &hyper),
+        )
     }
 }
 
