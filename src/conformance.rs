@@ -814,9 +814,7 @@ pub fn log_sum_exp_rows_matches_reference<T: Scalar>(
     backend: &impl Backend<T>,
     x: ArrayView2<'_, T>,
 ) -> TestCaseResult {
-    check_log_sum_exp_rows(backend, x)
-        .map(drop)
-        .map_err(|f| TestCaseError::fail(f.to_string()))
+    as_property(check_log_sum_exp_rows(backend, x))
 }
 
 /// [`check_softmax_rows`] as a proptest property.
@@ -824,9 +822,7 @@ pub fn softmax_rows_matches_reference<T: Scalar>(
     backend: &impl Backend<T>,
     x: ArrayView2<'_, T>,
 ) -> TestCaseResult {
-    check_softmax_rows(backend, x)
-        .map(drop)
-        .map_err(|f| TestCaseError::fail(f.to_string()))
+    as_property(check_softmax_rows(backend, x))
 }
 
 /// [`check_log_softmax_rows`] as a proptest property.
@@ -834,9 +830,7 @@ pub fn log_softmax_rows_matches_reference<T: Scalar>(
     backend: &impl Backend<T>,
     x: ArrayView2<'_, T>,
 ) -> TestCaseResult {
-    check_log_softmax_rows(backend, x)
-        .map(drop)
-        .map_err(|f| TestCaseError::fail(f.to_string()))
+    as_property(check_log_softmax_rows(backend, x))
 }
 
 /// [`check_bce_with_logits_mean`] as a proptest property.
@@ -845,9 +839,7 @@ pub fn bce_with_logits_mean_matches_reference<T: Scalar>(
     logits: ArrayView1<'_, T>,
     labels: ArrayView1<'_, T>,
 ) -> TestCaseResult {
-    check_bce_with_logits_mean(backend, logits, labels)
-        .map(drop)
-        .map_err(|f| TestCaseError::fail(f.to_string()))
+    as_property(check_bce_with_logits_mean(backend, logits, labels))
 }
 
 /// [`check_bce_with_logits_mean_backward`] as a proptest property.
@@ -857,9 +849,12 @@ pub fn bce_with_logits_mean_backward_matches_reference<T: Scalar>(
     labels: ArrayView1<'_, T>,
     grad_output: T,
 ) -> TestCaseResult {
-    check_bce_with_logits_mean_backward(backend, logits, labels, grad_output)
-        .map(drop)
-        .map_err(|f| TestCaseError::fail(f.to_string()))
+    as_property(check_bce_with_logits_mean_backward(
+        backend,
+        logits,
+        labels,
+        grad_output,
+    ))
 }
 
 /// Same error on invalid input: a backend must return the same error as the reference (same
