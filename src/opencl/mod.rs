@@ -7,6 +7,7 @@
 
 mod context;
 mod program;
+pub mod train;
 
 pub use context::DEVICE_ENV;
 pub use program::{matmul_tile, options as build_options, source as program_source, SOURCES};
