@@ -1,15 +1,67 @@
-/* Matrix product with local-memory tiles. Built with -D TILE=<t> (t*t <= the device's max
- * work-group size); launched on a 2-D range of (round_up(n, TILE), round_up(m, TILE)) items in
- * work-groups of TILE x TILE.
- */
+/* Matrix product C = A B, a: [m, k], b: [k, n], c: [m, n], row-major; k >= 1 (k = 0 is handled
+ * on the host). Two launch shapes of the one kernel `matmul`, chosen at build time
+ * (src/opencl/program.rs: MATMUL_REGISTER_BLOCKED, launch geometry program::matmul_geometry):
+ *   - GPU-like devices (MATMUL_REGISTER_BLOCKED = 0): local-memory tiles, TILE x TILE
+ *     work-groups over (round_up(n, TILE), round_up(m, TILE)) items, one element per item.
+ *   - CPU devices (MATMUL_REGISTER_BLOCKED = 1): each work item computes a micro-tile of
+ *     MATMUL_MR rows x 16 columns in registers (float16 vectors of B, A broadcast), work-groups of
+ *     one item over (ceil(n / 16), ceil(m / MATMUL_MR)) items; the caches do the tiling.
+ * Either way C_ij = sum_{p=0}^{k-1} A_ip * B_pj is summed in order p = 0, 1, ... from 0, one
+ * product and one sum per step (the reference's order; FP_CONTRACT is off, so no product is
+ * fused): bitwise equal to the reference in the same type.  Bound: tolerance::matmul. */
 #ifndef TILE
 #error "TILE (side of the square matmul tile) must be defined"
 #endif
+#ifndef MATMUL_REGISTER_BLOCKED
+#define MATMUL_REGISTER_BLOCKED 0
+#endif
+#define MATMUL_MR 8
 
-/* C_ij = sum_{p=0}^{k-1} A_ip * B_pj, summed in order p = 0, 1, ... from 0 (the reference's
- * order; FP_CONTRACT is off, so no product is fused).  Bound: tolerance::matmul.
- * a: [m, k], b: [k, n], c: [m, n], row-major; k >= 1 (k = 0 is handled on the host).
- * Items past m or n still load (zeros) and meet every barrier; only the store is guarded. */
+#if MATMUL_REGISTER_BLOCKED
+#define MM_REAL16 ROWV_XCAT(REAL, 16)
+/* Rows row0 .. row0 + MATMUL_MR - 1 (clamped to m - 1 for the loads; only real rows are
+ * stored), columns col0 .. col0 + 15: vectors when the 16 columns exist, else one column at a
+ * time. Every element's sum runs p = 0, 1, ..., k - 1 from 0 in both paths. */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+void matmul(__global const REAL* restrict a, __global const REAL* restrict b,
+            __global REAL* restrict c, const uint m, const uint k, const uint n)
+{
+    const uint col0 = get_global_id(0) * 16;
+    const uint row0 = get_global_id(1) * MATMUL_MR;
+    if (row0 >= m || col0 >= n) return;
+    __global const REAL* arow[MATMUL_MR];
+    for (uint r = 0; r < MATMUL_MR; ++r) arow[r] = a + (size_t)min(row0 + r, m - 1) * k;
+    if (col0 + 16 <= n) {
+        MM_REAL16 acc0 = (MM_REAL16)(0), acc1 = (MM_REAL16)(0), acc2 = (MM_REAL16)(0),
+                  acc3 = (MM_REAL16)(0), acc4 = (MM_REAL16)(0), acc5 = (MM_REAL16)(0),
+                  acc6 = (MM_REAL16)(0), acc7 = (MM_REAL16)(0);
+        __global const REAL* bp = b + col0;
+        for (uint p = 0; p < k; ++p, bp += n) {
+            const MM_REAL16 bv = vload16(0, bp);
+            acc0 = acc0 + arow[0][p] * bv;
+            acc1 = acc1 + arow[1][p] * bv;
+            acc2 = acc2 + arow[2][p] * bv;
+            acc3 = acc3 + arow[3][p] * bv;
+            acc4 = acc4 + arow[4][p] * bv;
+            acc5 = acc5 + arow[5][p] * bv;
+            acc6 = acc6 + arow[6][p] * bv;
+            acc7 = acc7 + arow[7][p] * bv;
+        }
+        const MM_REAL16 acc[MATMUL_MR] = {acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7};
+        for (uint r = 0; r < MATMUL_MR && row0 + r < m; ++r)
+            vstore16(acc[r], 0, c + (size_t)(row0 + r) * n + col0);
+    } else {
+        for (uint col = col0; col < n; ++col) {
+            for (uint r = 0; r < MATMUL_MR && row0 + r < m; ++r) {
+                REAL sum = (REAL)0;
+                for (uint p = 0; p < k; ++p) sum = sum + arow[r][p] * b[(size_t)p * n + col];
+                c[(size_t)(row0 + r) * n + col] = sum;
+            }
+        }
+    }
+}
+#else
+/* Items past m or n still load (zeros) and meet every barrier; only the store is guarded. */
 __kernel __attribute__((reqd_work_group_size(TILE, TILE, 1)))
 void matmul(__global const REAL* restrict a, __global const REAL* restrict b,
             __global REAL* restrict c, const uint m, const uint k, const uint n)
@@ -37,3 +89,4 @@ void matmul(__global const REAL* restrict a, __global const REAL* restrict b,
     }
     if (row < m && col < n) c[(size_t)row * n + col] = sum;
 }
+#endif
