@@ -5,11 +5,19 @@
 //! once and cached. Kernels are created per call from the cached program (an `ocl::Kernel` is not
 //! `Sync`), so [`OpenCl`] is `Send + Sync` and cheap to clone.
 
+mod bench;
 mod context;
 mod program;
 
+pub use bench::{
+    target_workloads, Binding, DeviceLimits, KernelBench, LimitConfig, Workload, BENCH_SOURCE,
+    ELEMENTWISE_KERNELS, ROW_KERNELS, WORKLOAD_SEED,
+};
+
 pub use context::DEVICE_ENV;
-pub use program::{matmul_tile, options as build_options, source as program_source, SOURCES};
+pub use program::{
+    matmul_geometry, matmul_tile, options as build_options, source as program_source, SOURCES,
+};
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,14 +30,20 @@ use crate::backend::LayerNormGrads;
 use crate::{reference, validate, Backend, Error, Result, Scalar};
 use context::DeviceContext;
 
-/// Preferred work-group size of the row and reduction kernels (capped by the device).
+/// Preferred work-group size of the row and reduction kernels on GPUs and accelerators, and of
+/// the elementwise kernels everywhere (capped by the device).
 const PREFERRED_ROW_WORK_GROUP: usize = 256;
+/// Row work-group on CPU devices: one work-group of one item per row, each reading wide
+/// vectors (`ROW_VEC = 16`, see `program::row_vector`). A CPU runs a work-group's items in a
+/// loop; 256 items per row spend the time in the loop and the barriers, not the row.
+const CPU_ROW_WORK_GROUP: usize = 1;
 /// Work-groups in the first pass of a full reduction (a fixed number, so the tree is fixed).
 const REDUCTION_GROUPS: usize = 64;
 
 struct Shared {
     device: DeviceContext,
     row_work_group: usize,
+    elementwise_work_group: usize,
     programs: [OnceLock<Result<Program, Error>>; 2],
     program_builds: AtomicUsize,
 }
@@ -69,14 +83,19 @@ impl OpenCl {
     /// are built again; prefer [`OpenCl::new`].
     pub fn open(filter: Option<&str>) -> Result<Self> {
         let device = context::open(filter)?;
-        let cap = device
-            .max_work_group_size
-            .clamp(1, PREFERRED_ROW_WORK_GROUP);
-        let row_work_group = 1usize << cap.ilog2(); // largest power of two ≤ cap
+        let largest_power_of_two =
+            |preferred: usize| 1usize << device.max_work_group_size.clamp(1, preferred).ilog2();
+        let row_work_group = largest_power_of_two(if device.is_cpu {
+            CPU_ROW_WORK_GROUP
+        } else {
+            PREFERRED_ROW_WORK_GROUP
+        });
+        let elementwise_work_group = largest_power_of_two(PREFERRED_ROW_WORK_GROUP);
         Ok(OpenCl {
             shared: Arc::new(Shared {
                 device,
                 row_work_group,
+                elementwise_work_group,
                 programs: [OnceLock::new(), OnceLock::new()],
                 program_builds: AtomicUsize::new(0),
             }),
@@ -104,6 +123,11 @@ impl OpenCl {
     /// Work-group size of the row kernels on this device.
     pub fn row_work_group(&self) -> usize {
         self.shared.row_work_group
+    }
+
+    /// Work-group size of the elementwise kernels on this device.
+    pub fn elementwise_work_group(&self) -> usize {
+        self.shared.elementwise_work_group
     }
 
     /// Build the program for `T` with `extra_options` appended, bypassing the cache (to test
@@ -248,7 +272,7 @@ impl OpenCl {
             .map(|x| self.upload(&contiguous(x)))
             .collect::<Result<Vec<_>>>()?;
         let out = self.allocate::<T>(len)?;
-        let wg = self.shared.row_work_group;
+        let wg = self.shared.elementwise_work_group;
         let mut builder = self.kernel(&program, kernel_name);
         builder
             .global_work_size(round_up(len, wg))
@@ -507,7 +531,7 @@ impl<T: Scalar> Backend<T> for OpenCl {
         let program = self.program::<T>(OP)?;
         let n = logits.len();
         let n32 = to_u32(OP, n)?;
-        let wg = self.shared.row_work_group;
+        let wg = self.shared.elementwise_work_group;
         let z = self.upload(&contiguous(&logits))?;
         let y = self.upload(&contiguous(&labels))?;
         let grad = self.allocate::<T>(n)?;
@@ -533,14 +557,14 @@ impl<T: Scalar> Backend<T> for OpenCl {
         }
         let program = self.program::<T>(OP)?;
         let (m32, k32, n32) = (to_u32(OP, m)?, to_u32(OP, k)?, to_u32(OP, n)?);
-        let tile = matmul_tile(self.shared.row_work_group);
+        let (global, local) = matmul_geometry(m, n, self.shared.row_work_group);
         let a_buffer = self.upload(&contiguous(&a))?;
         let b_buffer = self.upload(&contiguous(&b))?;
         let c_buffer = self.allocate::<T>(m * n)?;
         let kernel = self
             .kernel(&program, OP)
-            .global_work_size((round_up(n, tile), round_up(m, tile)))
-            .local_work_size((tile, tile))
+            .global_work_size(global)
+            .local_work_size(local)
             .arg(&a_buffer)
             .arg(&b_buffer)
             .arg(&c_buffer)
