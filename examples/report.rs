@@ -307,6 +307,98 @@ fn op_rows<T: Scalar>(bar: &ProgressBar, backend: &impl Backend<T>, cases: u32) 
                 })
             },
         ),
+        measure(
+            bar,
+            "matmul_backward",
+            label.clone(),
+            cases,
+            strategy::matmul_backward_operands::<T>(),
+            |(a, b, g)| conformance::check_matmul_backward(backend, a.view(), b.view(), g.view()),
+        ),
+        measure(
+            bar,
+            "batched_matmul",
+            label.clone(),
+            cases,
+            strategy::batched_matmul_operands::<T>(),
+            |(a, b)| conformance::check_batched_matmul(backend, a.view(), b.view()),
+        ),
+        measure(
+            bar,
+            "batched_matmul_backward",
+            label.clone(),
+            cases,
+            strategy::batched_matmul_backward_operands::<T>(),
+            |(a, b, g)| {
+                conformance::check_batched_matmul_backward(backend, a.view(), b.view(), g.view())
+            },
+        ),
+        measure(
+            bar,
+            "transpose",
+            label.clone(),
+            cases,
+            strategy::transpose_input::<T>(),
+            |x| conformance::check_transpose(backend, x.view()),
+        ),
+        measure(
+            bar,
+            "add_rows_backward",
+            label.clone(),
+            cases,
+            strategy::add_rows_backward_input::<T>(),
+            |g| conformance::check_add_rows_backward(backend, g.view()),
+        ),
+        measure(
+            bar,
+            "mul_rows",
+            label.clone(),
+            cases,
+            strategy::mul_rows_inputs::<T>(),
+            |(x, b)| conformance::check_mul_rows(backend, x.view(), b.view()),
+        ),
+        measure(
+            bar,
+            "mul_rows_backward",
+            label.clone(),
+            cases,
+            strategy::mul_rows_backward_inputs::<T>(),
+            |(x, b, g)| conformance::check_mul_rows_backward(backend, x.view(), b.view(), g.view()),
+        ),
+        measure(
+            bar,
+            "sum_axis",
+            label.clone(),
+            cases,
+            strategy::sum_axis_inputs::<T>(),
+            |(x, axis)| conformance::check_sum_axis(backend, x.view(), axis),
+        ),
+        measure(
+            bar,
+            "sum_axis_backward",
+            label.clone(),
+            cases,
+            strategy::axis_backward_inputs::<T>(false),
+            |(shape, axis, g)| conformance::check_sum_axis_backward(backend, shape, axis, g.view()),
+        ),
+        measure(
+            bar,
+            "mean_axis",
+            label.clone(),
+            cases,
+            strategy::mean_axis_inputs::<T>(),
+            |(x, axis)| conformance::check_mean_axis(backend, x.view(), axis),
+        ),
+        measure(
+            bar,
+            "mean_axis_backward",
+            label.clone(),
+            cases,
+            strategy::axis_backward_inputs::<T>(true),
+            |(shape, axis, g)| {
+                conformance::check_mean_axis_backward(backend, shape, axis, g.view())
+            },
+        ),
     ]
 }
 
@@ -942,7 +1034,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "{:<32} {:<16} {:>6} {:>14}  result",
         "op", "backend", "cases", "max err/bound"
     );
-    for r in &rows {
+    for r in rows.iter().filter(|r| r.outcome != "not selected") {
         println!(
             "{:<32} {:<16} {:>6} {:>14.3e}  {}",
             r.op, r.backend, r.cases, r.max_error_over_bound, r.outcome
