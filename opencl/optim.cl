@@ -10,13 +10,14 @@
 #define OPTIM_MOMENTUM 4u        /* SGD with a momentum buffer */
 #define OPTIM_FIRST_STEP 8u      /* SGD: the buffer is initialised to d */
 #define OPTIM_NESTEROV 16u       /* SGD: d <- d + mu*buf */
-#define OPTIM_WRITE_LAST_STEP 32u /* also store s (last_step may be NULL otherwise) */
+#define OPTIM_WRITE_LAST_STEP 32u /* also store s into last_step */
 
 /* SGD, one fused pass, in place:
  *   d = g (+ wd*theta);  buf = d (first step) or mu*buf + (1 - dampening)*d;
  *   d = buf, or d + mu*buf (Nesterov);  s = lr*d;  theta <- theta - s.
  * Only correctly rounded + - *: bitwise equal to reference::optim::sgd_step in the same type.
- * Bound: tolerance::sgd_step.  momentum_buffer and last_step may be NULL when their flag is off. */
+ * Bound: tolerance::sgd_step_bounds.  momentum_buffer and last_step are not accessed when their
+ * flag is off (the host then passes `parameters` as a placeholder, hence no `restrict`). */
 __kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
 void sgd_step(__global REAL* parameters, __global const REAL* restrict gradient,
               __global REAL* momentum_buffer, __global REAL* last_step,
@@ -53,7 +54,8 @@ void sgd_step(__global REAL* parameters, __global const REAL* restrict gradient,
  *   s = lr*((m/bc1) / (sqrt(v/bc2) + eps));  theta <- theta - s.
  * bc1 = 1 - b1^t and bc2 = 1 - b2^t come from the host.  Bitwise equal to
  * reference::optim::adam_step in double (/ and sqrt correctly rounded); in float / and sqrt are
- * allowed 2.5 and 3 ulp.  Bound: tolerance::adam_step_bounds.  last_step may be NULL. */
+ * allowed 2.5 and 3 ulp.  Bound: tolerance::adam_step_bounds.  last_step is not accessed without
+ * OPTIM_WRITE_LAST_STEP (then a placeholder). */
 __kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
 void adam_step(__global REAL* parameters, __global const REAL* restrict gradient,
                __global REAL* restrict first_moment, __global REAL* restrict second_moment,

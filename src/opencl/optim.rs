@@ -178,12 +178,15 @@ impl OpenCl {
             flags |= WRITE_LAST_STEP;
         }
         let program = self.program::<T>(OP)?;
+        // An unused buffer argument gets `parameters` as a placeholder (never accessed with its
+        // flag off; the kernel's parameters are not `restrict`): PoCL 3.1 rejects NULL buffer
+        // arguments at enqueue (CL_INVALID_KERNEL_ARGS).
         let kernel = self
             .launch_1d(&program, OP, len)
             .arg(&parameters.buffer)
             .arg(&gradient.buffer)
-            .arg(momentum_buffer.map(|b| &b.buffer))
-            .arg(last_step.map(|b| &b.buffer))
+            .arg(momentum_buffer.map_or(&parameters.buffer, |b| &b.buffer))
+            .arg(last_step.map_or(&parameters.buffer, |b| &b.buffer))
             .arg(narrow::<T>(hyper.learning_rate))
             .arg(narrow::<T>(hyper.momentum))
             .arg(narrow::<T>(1.0 - hyper.dampening))
@@ -292,7 +295,7 @@ impl OpenCl {
             .arg(&gradient.buffer)
             .arg(&first_moment.buffer)
             .arg(&second_moment.buffer)
-            .arg(last_step.map(|b| &b.buffer))
+            .arg(last_step.map_or(&parameters.buffer, |b| &b.buffer))
             .arg(narrow::<T>(hyper.beta1))
             .arg(narrow::<T>(1.0 - hyper.beta1))
             .arg(narrow::<T>(hyper.beta2))
