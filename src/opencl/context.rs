@@ -20,12 +20,18 @@ pub(crate) struct DeviceContext {
     pub(crate) queue: Queue,
     pub(crate) has_fp64: bool,
     pub(crate) max_work_group_size: usize,
+    /// `CL_DEVICE_TYPE` includes CPU (row kernels then use few items and wide vectors).
+    pub(crate) is_cpu: bool,
     /// `CL_DEVICE_MAX_MEM_ALLOC_SIZE` in bytes (0 when the query failed: no limit checked).
     pub(crate) max_allocation_bytes: u64,
 }
 
 fn is_gpu(device: &Device) -> bool {
     matches!(device.info(DeviceInfo::Type), Ok(DeviceInfoResult::Type(t)) if t.contains(DeviceType::GPU))
+}
+
+fn is_cpu(device: &Device) -> bool {
+    matches!(device.info(DeviceInfo::Type), Ok(DeviceInfoResult::Type(t)) if t.contains(DeviceType::CPU))
 }
 
 /// Every `(platform, device, "platform / device")` the loader reports.
@@ -108,6 +114,7 @@ pub(crate) fn open(filter: Option<&str>) -> Result<DeviceContext> {
         queue,
         has_fp64: extensions.split_whitespace().any(|e| e == "cl_khr_fp64"),
         max_work_group_size,
+        is_cpu: is_cpu(device),
         max_allocation_bytes: match device.info(DeviceInfo::MaxMemAllocSize) {
             Ok(DeviceInfoResult::MaxMemAllocSize(bytes)) => bytes,
             _ => 0,

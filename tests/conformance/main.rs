@@ -6,6 +6,10 @@ mod contrast;
 mod invariants_seeds;
 #[cfg(feature = "opencl")]
 mod opencl_device;
+#[cfg(feature = "opencl")]
+mod opencl_linalg;
+#[cfg(feature = "opencl")]
+mod opencl_optim;
 mod planted;
 mod reference_gru;
 mod reference_models;
