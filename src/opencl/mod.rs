@@ -735,6 +735,17 @@ impl<T: Scalar> Backend<T> for OpenCl {
         let grad_beta = Array1::from(self.download(&grad_beta_buffer, cols)?);
         Ok((grad_x, grad_gamma, grad_beta))
     }
+
+    /// Training on the device: a [`train::DeviceTrainer`] run (parameters, gradients and
+    /// optimizer state resident in device buffers; one loss read back per step).
+    fn train(
+        &self,
+        task: &crate::reference::models::TrainingTask<T>,
+        config: &crate::reference::models::TrainingConfig,
+        steps: usize,
+    ) -> Result<crate::reference::models::TrainingRun<T>> {
+        train::train(self, task, config, steps)
+    }
 }
 
 /// `1/√2` rounded to `T`, as [`crate::reference::gelu`] rounds it.
