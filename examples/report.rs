@@ -4,9 +4,21 @@
 //! `|error| / bound` against the f64 reference, and pass/fail; then the invariants. Inputs come
 //! from the crate's strategies with a fixed seed, so the table is the same run after run.
 //!
-//! `cargo run --release --example report -- [--cases N]` (default 64 cases per row).
+//! `cargo run --release --example report -- [--cases N] [--ops a,b,…]` (default 64 cases per
+//! row; `--ops` keeps only the named ops' rows and skips the invariants).
 
 use std::cell::Cell;
+use std::sync::OnceLock;
+
+/// The `--ops` selection (`None`: every op).
+static SELECTED: OnceLock<Option<Vec<String>>> = OnceLock::new();
+
+fn selected(op: &str) -> bool {
+    SELECTED
+        .get()
+        .and_then(Option::as_ref)
+        .is_none_or(|ops| ops.iter().any(|o| o == op))
+}
 
 use mloracle::compare::Agreement;
 use mloracle::conformance::{self, CheckResult};
@@ -39,6 +51,15 @@ fn measure<S: Strategy>(
     strategy: S,
     check: impl Fn(S::Value) -> CheckResult,
 ) -> Row {
+    if !selected(op) {
+        return Row {
+            op: op.to_string(),
+            backend,
+            cases: 0,
+            max_error_over_bound: 0.0,
+            outcome: "not selected".to_string(),
+        };
+    }
     let worst = Cell::new(0.0f64);
     let count = Cell::new(0u32);
     let result = runner(cases).run(&strategy, |value| {
@@ -243,6 +264,87 @@ fn op_rows<T: Scalar>(backend: &impl Backend<T>, cases: u32) -> Vec<Row> {
                 })
             },
         ),
+        measure(
+            "matmul_backward",
+            label.clone(),
+            cases,
+            strategy::matmul_backward_operands::<T>(),
+            |(a, b, g)| conformance::check_matmul_backward(backend, a.view(), b.view(), g.view()),
+        ),
+        measure(
+            "batched_matmul",
+            label.clone(),
+            cases,
+            strategy::batched_matmul_operands::<T>(),
+            |(a, b)| conformance::check_batched_matmul(backend, a.view(), b.view()),
+        ),
+        measure(
+            "batched_matmul_backward",
+            label.clone(),
+            cases,
+            strategy::batched_matmul_backward_operands::<T>(),
+            |(a, b, g)| {
+                conformance::check_batched_matmul_backward(backend, a.view(), b.view(), g.view())
+            },
+        ),
+        measure(
+            "transpose",
+            label.clone(),
+            cases,
+            strategy::transpose_input::<T>(),
+            |x| conformance::check_transpose(backend, x.view()),
+        ),
+        measure(
+            "add_rows_backward",
+            label.clone(),
+            cases,
+            strategy::add_rows_backward_input::<T>(),
+            |g| conformance::check_add_rows_backward(backend, g.view()),
+        ),
+        measure(
+            "mul_rows",
+            label.clone(),
+            cases,
+            strategy::mul_rows_inputs::<T>(),
+            |(x, b)| conformance::check_mul_rows(backend, x.view(), b.view()),
+        ),
+        measure(
+            "mul_rows_backward",
+            label.clone(),
+            cases,
+            strategy::mul_rows_backward_inputs::<T>(),
+            |(x, b, g)| conformance::check_mul_rows_backward(backend, x.view(), b.view(), g.view()),
+        ),
+        measure(
+            "sum_axis",
+            label.clone(),
+            cases,
+            strategy::sum_axis_inputs::<T>(),
+            |(x, axis)| conformance::check_sum_axis(backend, x.view(), axis),
+        ),
+        measure(
+            "sum_axis_backward",
+            label.clone(),
+            cases,
+            strategy::axis_backward_inputs::<T>(false),
+            |(shape, axis, g)| conformance::check_sum_axis_backward(backend, shape, axis, g.view()),
+        ),
+        measure(
+            "mean_axis",
+            label.clone(),
+            cases,
+            strategy::mean_axis_inputs::<T>(),
+            |(x, axis)| conformance::check_mean_axis(backend, x.view(), axis),
+        ),
+        measure(
+            "mean_axis_backward",
+            label.clone(),
+            cases,
+            strategy::axis_backward_inputs::<T>(true),
+            |(shape, axis, g)| {
+                conformance::check_mean_axis_backward(backend, shape, axis, g.view())
+            },
+        ),
     ]
 }
 
@@ -328,18 +430,29 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(64u32);
+    let ops = args
+        .iter()
+        .position(|a| a == "--ops")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>());
+    let filtered = ops.is_some();
+    SELECTED.get_or_init(|| ops);
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
     let mut invariant_results = Vec::new();
     rows.extend(op_rows::<f32>(&Reference, cases));
-    invariant_results.extend(invariant_rows::<f32>(&Reference, cases));
+    if !filtered {
+        invariant_results.extend(invariant_rows::<f32>(&Reference, cases));
+    }
     match mloracle::OpenCl::new() {
         Ok(device) => {
             println!("device: {}", device.device_label());
             rows.extend(op_rows::<f32>(&device, cases));
             rows.extend(op_rows::<f64>(&device, cases));
-            invariant_results.extend(invariant_rows::<f32>(&device, cases));
-            invariant_results.extend(invariant_rows::<f64>(&device, cases));
+            if !filtered {
+                invariant_results.extend(invariant_rows::<f32>(&device, cases));
+                invariant_results.extend(invariant_rows::<f64>(&device, cases));
+            }
         }
         Err(e) => println!("device: none ({e}); OpenCL rows SKIPPED"),
     }
@@ -348,7 +461,7 @@ fn main() {
         "{:<32} {:<16} {:>6} {:>14}  result",
         "op", "backend", "cases", "max err/bound"
     );
-    for r in &rows {
+    for r in rows.iter().filter(|r| r.outcome != "not selected") {
         println!(
             "{:<32} {:<16} {:>6} {:>14.3e}  {}",
             r.op, r.backend, r.cases, r.max_error_over_bound, r.outcome

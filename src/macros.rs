@@ -302,6 +302,165 @@ macro_rules! backend_tests {
                 );
             }
 
+            // Linear algebra: matmul VJP, batched products, transposes, row broadcasts and
+            // axis reductions with their VJPs.
+            #[test]
+            fn matmul_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("matmul_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["matmul_backward"],
+                    strategy::matmul_backward_operands::<$scalar>(),
+                    |b, (x, y, g)| {
+                        conformance::matmul_backward_matches_reference(
+                            b,
+                            x.view(),
+                            y.view(),
+                            g.view(),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn batched_matmul_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("batched_matmul_matches_reference"),
+                    file!(),
+                    $make,
+                    &["batched_matmul"],
+                    strategy::batched_matmul_operands::<$scalar>(),
+                    |b, (x, y)| conformance::batched_matmul_matches_reference(b, x.view(), y.view()),
+                );
+            }
+
+            #[test]
+            fn batched_matmul_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("batched_matmul_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["batched_matmul_backward"],
+                    strategy::batched_matmul_backward_operands::<$scalar>(),
+                    |b, (x, y, g)| {
+                        conformance::batched_matmul_backward_matches_reference(
+                            b,
+                            x.view(),
+                            y.view(),
+                            g.view(),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn transpose_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("transpose_matches_reference"),
+                    file!(),
+                    $make,
+                    &["transpose"],
+                    strategy::transpose_input::<$scalar>(),
+                    |b, x| conformance::transpose_matches_reference(b, x.view()),
+                );
+            }
+
+            #[test]
+            fn add_rows_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("add_rows_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["add_rows_backward"],
+                    strategy::add_rows_backward_input::<$scalar>(),
+                    |b, g| conformance::add_rows_backward_matches_reference(b, g.view()),
+                );
+            }
+
+            #[test]
+            fn mul_rows_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("mul_rows_matches_reference"),
+                    file!(),
+                    $make,
+                    &["mul_rows"],
+                    strategy::mul_rows_inputs::<$scalar>(),
+                    |b, (x, v)| conformance::mul_rows_matches_reference(b, x.view(), v.view()),
+                );
+            }
+
+            #[test]
+            fn mul_rows_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("mul_rows_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["mul_rows_backward"],
+                    strategy::mul_rows_backward_inputs::<$scalar>(),
+                    |b, (x, v, g)| {
+                        conformance::mul_rows_backward_matches_reference(
+                            b,
+                            x.view(),
+                            v.view(),
+                            g.view(),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn sum_axis_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("sum_axis_matches_reference"),
+                    file!(),
+                    $make,
+                    &["sum_axis"],
+                    strategy::sum_axis_inputs::<$scalar>(),
+                    |b, (x, axis)| conformance::sum_axis_matches_reference(b, x.view(), axis),
+                );
+            }
+
+            #[test]
+            fn sum_axis_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("sum_axis_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["sum_axis_backward"],
+                    strategy::axis_backward_inputs::<$scalar>(false),
+                    |b, (shape, axis, g)| {
+                        conformance::sum_axis_backward_matches_reference(b, shape, axis, g.view())
+                    },
+                );
+            }
+
+            #[test]
+            fn mean_axis_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("mean_axis_matches_reference"),
+                    file!(),
+                    $make,
+                    &["mean_axis"],
+                    strategy::mean_axis_inputs::<$scalar>(),
+                    |b, (x, axis)| conformance::mean_axis_matches_reference(b, x.view(), axis),
+                );
+            }
+
+            #[test]
+            fn mean_axis_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("mean_axis_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["mean_axis_backward"],
+                    strategy::axis_backward_inputs::<$scalar>(true),
+                    |b, (shape, axis, g)| {
+                        conformance::mean_axis_backward_matches_reference(b, shape, axis, g.view())
+                    },
+                );
+            }
+
             #[test]
             fn errors_match_reference() {
                 harness::run_fixed::<$scalar, _, _>(

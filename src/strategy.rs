@@ -4,7 +4,7 @@
 //! Values are drawn in f64 and rounded to `T`, so every backend sees the same representable
 //! inputs.
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Array3};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -306,4 +306,190 @@ pub fn layer_norm_backward_inputs<T: Scalar>(
         let shape = inputs.0.dim();
         (Just(inputs), matrix_of::<T>(shape, grad_value()))
     })
+}
+
+/// `(a [m, k], b [k, n], g [m, n])` for [`crate::reference::matmul_backward`]: [`matmul_dims`]
+/// (1, odd, tile ± 1, `k = 0`), operands uniform in `[-s, s]` for `s ∈ {1, 10, 100}`, `g` from
+/// [`grad_value`].
+#[allow(
+    clippy::type_complexity,
+    reason = "the tuple is the op's argument list"
+)]
+pub fn matmul_backward_operands<T: Scalar>(
+) -> impl Strategy<Value = (Array2<T>, Array2<T>, Array2<T>)> {
+    (
+        matmul_dims(),
+        prop::sample::select(vec![1.0f64, 10.0, 100.0]),
+    )
+        .prop_flat_map(|((m, k, n), s)| {
+            (
+                matrix_of::<T>((m, k), -s..=s),
+                matrix_of::<T>((k, n), -s..=s),
+                matrix_of::<T>((m, n), grad_value()),
+            )
+        })
+}
+
+/// Batch sizes: 1, small, and 0 rarely (an empty batch is valid).
+pub fn batch_size() -> impl Strategy<Value = usize> {
+    prop_oneof![1 => Just(0usize), 3 => Just(1usize), 4 => 2usize..=5]
+}
+
+fn tensor3_of<T: Scalar>(
+    (batch, rows, cols): (usize, usize, usize),
+    value: impl Strategy<Value = f64>,
+) -> impl Strategy<Value = Array3<T>> {
+    vec(value, batch * rows * cols).prop_map(move |v| {
+        Array3::from_shape_vec((batch, rows, cols), narrow::<T>(&v))
+            .unwrap_or_else(|_| Array3::zeros((batch, rows, cols)))
+    })
+}
+
+/// `(a [B, m, k], b [B, k, n])` for [`crate::reference::batched_matmul`]: a [`batch_size`] of
+/// [`matmul_dims`] products, entries uniform in `[-s, s]`, `s ∈ {1, 10, 100}`.
+pub fn batched_matmul_operands<T: Scalar>() -> impl Strategy<Value = (Array3<T>, Array3<T>)> {
+    (
+        batch_size(),
+        matmul_dims(),
+        prop::sample::select(vec![1.0f64, 10.0, 100.0]),
+    )
+        .prop_flat_map(|(batch, (m, k, n), s)| {
+            (
+                tensor3_of::<T>((batch, m, k), -s..=s),
+                tensor3_of::<T>((batch, k, n), -s..=s),
+            )
+        })
+}
+
+/// [`batched_matmul_operands`] with an upstream gradient `g [B, m, n]` of [`grad_value`]s.
+#[allow(
+    clippy::type_complexity,
+    reason = "the tuple is the op's argument list"
+)]
+pub fn batched_matmul_backward_operands<T: Scalar>(
+) -> impl Strategy<Value = (Array3<T>, Array3<T>, Array3<T>)> {
+    (
+        batch_size(),
+        matmul_dims(),
+        prop::sample::select(vec![1.0f64, 10.0, 100.0]),
+    )
+        .prop_flat_map(|(batch, (m, k, n), s)| {
+            (
+                tensor3_of::<T>((batch, m, k), -s..=s),
+                tensor3_of::<T>((batch, k, n), -s..=s),
+                tensor3_of::<T>((batch, m, n), grad_value()),
+            )
+        })
+}
+
+/// Matrices to transpose: an [`elementwise_shape`] (long rows) or both sides from 1, small,
+/// odd and tile ± 1 sizes (15/16/17, 31/32/33, 63/64/65), so both dimensions cross tile
+/// boundaries; [`logit_value`] entries.
+pub fn transpose_input<T: Scalar>() -> impl Strategy<Value = Array2<T>> {
+    let side = || {
+        prop_oneof![
+            1 => Just(1usize),
+            3 => 2usize..=20,
+            2 => prop::sample::select(vec![15usize, 16, 17, 31, 32, 33, 63, 64, 65]),
+        ]
+    };
+    prop_oneof![elementwise_shape(), (side(), side())]
+        .prop_flat_map(|shape| matrix_of::<T>(shape, logit_value()))
+}
+
+/// Shapes of axis reductions: few long rows, many short rows ([`row_length`] rows of 1–20
+/// columns, so columns are long), empty axes, and rarely a [`long_length`] row or column.
+pub fn reduction_shape() -> impl Strategy<Value = (usize, usize)> {
+    prop_oneof![
+        4 => (0usize..=4, row_length()),
+        4 => (row_length(), 0usize..=20),
+        1 => (1usize..=2, long_length()),
+        1 => (long_length(), 1usize..=2),
+    ]
+}
+
+/// `(x, axis)` for [`crate::reference::sum_axis`]: a [`reduction_shape`] of [`logit_value`]s
+/// (magnitudes `1e-3 … 1e4`, edge values up to `±1e30`), axis 0 or 1.
+pub fn sum_axis_inputs<T: Scalar>() -> impl Strategy<Value = (Array2<T>, usize)> {
+    (reduction_shape(), 0usize..=1)
+        .prop_flat_map(|(shape, axis)| (matrix_of::<T>(shape, logit_value()), Just(axis)))
+}
+
+/// `(x, axis)` for [`crate::reference::mean_axis`]: as [`sum_axis_inputs`], with the reduced
+/// axis mapped to length ≥ 1 (a mean over nothing is an error, covered by error parity).
+pub fn mean_axis_inputs<T: Scalar>() -> impl Strategy<Value = (Array2<T>, usize)> {
+    (reduction_shape(), 0usize..=1).prop_flat_map(|((rows, cols), axis)| {
+        let shape = if axis == 0 {
+            (rows.max(1), cols)
+        } else {
+            (rows, cols.max(1))
+        };
+        (matrix_of::<T>(shape, logit_value()), Just(axis))
+    })
+}
+
+/// `(shape, axis, g)` for the axis-reduction VJPs: a [`reduction_shape`], axis 0 or 1, `g` of
+/// the kept length from [`grad_value`] and magnitudes up to `1e4`; with `nonempty`, the reduced
+/// axis has length ≥ 1 (for the mean).
+pub fn axis_backward_inputs<T: Scalar>(
+    nonempty: bool,
+) -> impl Strategy<Value = ((usize, usize), usize, Array1<T>)> {
+    (reduction_shape(), 0usize..=1).prop_flat_map(move |((rows, cols), axis)| {
+        let shape = match (nonempty, axis) {
+            (true, 0) => (rows.max(1), cols),
+            (true, _) => (rows, cols.max(1)),
+            _ => (rows, cols),
+        };
+        let kept = if axis == 0 { shape.1 } else { shape.0 };
+        (
+            Just(shape),
+            Just(axis),
+            vec(prop_oneof![grad_value(), logit_value()], kept)
+                .prop_map(|g| Array1::from(narrow::<T>(&g))),
+        )
+    })
+}
+
+/// Row-vector factors of [`crate::reference::mul_rows`]: `[-4, 4]`, `0`, `±1`, `1e-3`, `1e3`
+/// (with [`logit_value`] rows up to `1e30`, no product overflows f32).
+pub fn row_factor() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        3 => -4.0f64..=4.0,
+        1 => prop::sample::select(vec![0.0, 1.0, -1.0, 1e-3, 1e3]),
+    ]
+}
+
+/// `(x [m, n], b [n])` for [`crate::reference::mul_rows`]: [`logit_value`] rows in an
+/// [`elementwise_shape`], [`row_factor`] entries in `b`.
+pub fn mul_rows_inputs<T: Scalar>() -> impl Strategy<Value = (Array2<T>, Array1<T>)> {
+    elementwise_shape().prop_flat_map(|(rows, cols)| {
+        (
+            matrix_of::<T>((rows, cols), logit_value()),
+            vec(row_factor(), cols).prop_map(|b| Array1::from(narrow::<T>(&b))),
+        )
+    })
+}
+
+/// `(x, b, g)` for [`crate::reference::mul_rows_backward`]: a [`reduction_shape`] (long
+/// columns for `grad_b = Σ_i G_ij X_ij`), [`logit_value`] `x`, [`row_factor`] `b`,
+/// [`grad_value`] `g`.
+#[allow(
+    clippy::type_complexity,
+    reason = "the tuple is the op's argument list"
+)]
+pub fn mul_rows_backward_inputs<T: Scalar>(
+) -> impl Strategy<Value = (Array2<T>, Array1<T>, Array2<T>)> {
+    reduction_shape().prop_flat_map(|(rows, cols)| {
+        (
+            matrix_of::<T>((rows, cols), logit_value()),
+            vec(row_factor(), cols).prop_map(|b| Array1::from(narrow::<T>(&b))),
+            matrix_of::<T>((rows, cols), grad_value()),
+        )
+    })
+}
+
+/// Upstream gradients of [`crate::reference::add_rows_backward`]: a [`reduction_shape`] (long
+/// columns for the column sums) of [`logit_value`]s.
+pub fn add_rows_backward_input<T: Scalar>() -> impl Strategy<Value = Array2<T>> {
+    reduction_shape().prop_flat_map(|shape| matrix_of::<T>(shape, logit_value()))
 }

@@ -18,6 +18,18 @@ use crate::reference::Reduction;
 use crate::tolerance::{self, ArithModel};
 use crate::{reference, Backend, Error, Scalar};
 
+mod linalg;
+pub use linalg::{
+    add_rows_backward_matches_reference, batched_matmul_backward_matches_reference,
+    batched_matmul_matches_reference, check_add_rows_backward, check_batched_matmul,
+    check_batched_matmul_backward, check_matmul_backward, check_mean_axis,
+    check_mean_axis_backward, check_mul_rows, check_mul_rows_backward, check_sum_axis,
+    check_sum_axis_backward, check_transpose, linalg_errors_match_reference,
+    matmul_backward_matches_reference, mean_axis_backward_matches_reference,
+    mean_axis_matches_reference, mul_rows_backward_matches_reference, mul_rows_matches_reference,
+    sum_axis_backward_matches_reference, sum_axis_matches_reference, transpose_matches_reference,
+};
+
 /// Why a conformance check failed.
 #[derive(Debug)]
 pub enum CheckFailure {
@@ -1044,6 +1056,7 @@ pub fn errors_match_reference<T: Scalar>(
             grads(backend.layer_norm_backward(x, gamma, gamma, eps, g)),
         )?;
     }
+    checked += linalg_errors_match_reference(backend)?;
     Ok(checked)
 }
 

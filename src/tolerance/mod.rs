@@ -18,6 +18,9 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
 
 use crate::Scalar;
 
+mod linalg;
+pub use linalg::{batched_matmul, batched_matmul_backward, matmul_backward, mean_axis_backward};
+
 /// Max error of OpenCL C built-ins in ulp (full profile, no relaxed-math options).
 /// Source: OpenCL C specification, "ULP values for single/double precision built-in math
 /// functions" (THEORY.md E3).

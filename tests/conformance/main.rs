@@ -8,6 +8,8 @@ mod device_training_gru;
 mod invariants_seeds;
 #[cfg(feature = "opencl")]
 mod opencl_device;
+#[cfg(feature = "opencl")]
+mod opencl_linalg;
 mod planted;
 mod reference_gru;
 mod reference_models;
