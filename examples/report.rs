@@ -4,8 +4,9 @@
 //! `|error| / bound` against the f64 reference, and pass/fail; then the invariants. Inputs come
 //! from the crate's strategies with a fixed seed, so the table is the same run after run.
 //!
-//! `cargo run --release --example report -- [--cases N] [--ops a,b,…]` (default 64 cases per
-//! row; `--ops` keeps only the named ops' rows and skips the invariants).
+//! `cargo run --release --example report -- [--cases N] [--ops a,b,…] [--optim-only]`
+//! (default 64 cases per row; `--ops` keeps only the named ops' rows and skips the invariants;
+//! `--optim-only`: only the optimizer, clipping and std rows).
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -348,6 +349,70 @@ fn op_rows<T: Scalar>(backend: &impl Backend<T>, cases: u32) -> Vec<Row> {
     ]
 }
 
+/// Rows of the optimizer family (src/conformance/optim.rs).
+fn optim_rows<T: Scalar>(backend: &impl Backend<T>, cases: u32) -> Vec<Row> {
+    let label = format!("{}<{}>", backend.name(), T::NAME);
+    if let Err(e) = conformance::probe(backend, "adam_step") {
+        return vec![Row {
+            op: "optimizer ops".into(),
+            backend: label,
+            cases: 0,
+            max_error_over_bound: 0.0,
+            outcome: format!("SKIPPED: {e}"),
+        }];
+    }
+    vec![
+        measure(
+            "sgd_step",
+            label.clone(),
+            cases,
+            strategy::sgd_inputs::<T>(),
+            |(state, theta, g, hyper)| {
+                conformance::check_sgd_step(backend, &state, theta.view(), g.view(), &hyper)
+            },
+        ),
+        measure(
+            "adam_step",
+            label.clone(),
+            cases,
+            strategy::adam_inputs::<T>(),
+            |(state, theta, g, hyper)| {
+                conformance::check_adam_step(backend, &state, theta.view(), g.view(), &hyper)
+            },
+        ),
+        measure(
+            "clip_grad_norm",
+            label.clone(),
+            cases,
+            strategy::clip_inputs::<T>(),
+            |(grads, max_norm)| conformance::check_clip_grad_norm(backend, &grads, max_norm),
+        ),
+        measure(
+            "clip_grad_value",
+            label.clone(),
+            cases,
+            strategy::clip_value_inputs::<T>(),
+            |(grads, c)| conformance::check_clip_grad_value(backend, &grads, c),
+        ),
+        measure(
+            "std_corrected",
+            label.clone(),
+            cases,
+            strategy::std_inputs::<T>(),
+            |(values, c)| conformance::check_std_corrected(backend, values.view(), c),
+        ),
+        measure(
+            "std_corrected_backward",
+            label.clone(),
+            cases,
+            (strategy::std_inputs::<T>(), strategy::grad_output()),
+            |((values, c), g)| {
+                conformance::check_std_corrected_backward(backend, values.view(), c, T::narrow(g))
+            },
+        ),
+    ]
+}
+
 fn invariant_rows<T: Scalar>(backend: &impl Backend<T>, cases: u32) -> Vec<(String, String)> {
     let label = format!("{}<{}>", backend.name(), T::NAME);
     let run = |name: &str, result: Result<(), String>| {
@@ -440,16 +505,24 @@ fn main() {
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
     let mut invariant_results = Vec::new();
-    rows.extend(op_rows::<f32>(&Reference, cases));
-    if !filtered {
+    let only_optim = args.iter().any(|a| a == "--optim-only");
+    if !only_optim {
+        rows.extend(op_rows::<f32>(&Reference, cases));
+    }
+    rows.extend(optim_rows::<f32>(&Reference, cases));
+    if !filtered && !only_optim {
         invariant_results.extend(invariant_rows::<f32>(&Reference, cases));
     }
     match mloracle::OpenCl::new() {
         Ok(device) => {
             println!("device: {}", device.device_label());
-            rows.extend(op_rows::<f32>(&device, cases));
-            rows.extend(op_rows::<f64>(&device, cases));
-            if !filtered {
+            if !only_optim {
+                rows.extend(op_rows::<f32>(&device, cases));
+                rows.extend(op_rows::<f64>(&device, cases));
+            }
+            rows.extend(optim_rows::<f32>(&device, cases));
+            rows.extend(optim_rows::<f64>(&device, cases));
+            if !filtered && !only_optim {
                 invariant_results.extend(invariant_rows::<f32>(&device, cases));
                 invariant_results.extend(invariant_rows::<f64>(&device, cases));
             }

@@ -461,6 +461,109 @@ macro_rules! backend_tests {
                 );
             }
 
+            // Optimizers, clipping, std (src/conformance/optim.rs).
+
+            #[test]
+            fn sgd_step_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("sgd_step_matches_reference"),
+                    file!(),
+                    $make,
+                    &["sgd_step"],
+                    strategy::sgd_inputs::<$scalar>(),
+                    |b, (state, theta, g, hyper)| {
+                        conformance::sgd_step_matches_reference(
+                            b,
+                            &state,
+                            theta.view(),
+                            g.view(),
+                            &hyper,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn adam_step_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("adam_step_matches_reference"),
+                    file!(),
+                    $make,
+                    &["adam_step"],
+                    strategy::adam_inputs::<$scalar>(),
+                    |b, (state, theta, g, hyper)| {
+                        conformance::adam_step_matches_reference(
+                            b,
+                            &state,
+                            theta.view(),
+                            g.view(),
+                            &hyper,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn clip_grad_norm_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("clip_grad_norm_matches_reference"),
+                    file!(),
+                    $make,
+                    &["clip_grad_norm"],
+                    strategy::clip_inputs::<$scalar>(),
+                    |b, (grads, max_norm)| {
+                        conformance::clip_grad_norm_matches_reference(b, &grads, max_norm)
+                    },
+                );
+            }
+
+            #[test]
+            fn clip_grad_value_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("clip_grad_value_matches_reference"),
+                    file!(),
+                    $make,
+                    &["clip_grad_value"],
+                    strategy::clip_value_inputs::<$scalar>(),
+                    |b, (grads, clip_value)| {
+                        conformance::clip_grad_value_matches_reference(b, &grads, clip_value)
+                    },
+                );
+            }
+
+            #[test]
+            fn std_corrected_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("std_corrected_matches_reference"),
+                    file!(),
+                    $make,
+                    &["std_corrected"],
+                    strategy::std_inputs::<$scalar>(),
+                    |b, (values, c)| {
+                        conformance::std_corrected_matches_reference(b, values.view(), c)
+                    },
+                );
+            }
+
+            #[test]
+            fn std_corrected_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("std_corrected_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["std_corrected_backward"],
+                    (strategy::std_inputs::<$scalar>(), strategy::grad_output()),
+                    |b, ((values, c), g)| {
+                        conformance::std_corrected_backward_matches_reference(
+                            b,
+                            values.view(),
+                            c,
+                            <$scalar as $crate::Scalar>::narrow(g),
+                        )
+                    },
+                );
+            }
+
             #[test]
             fn errors_match_reference() {
                 harness::run_fixed::<$scalar, _, _>(

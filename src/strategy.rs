@@ -493,3 +493,241 @@ pub fn mul_rows_backward_inputs<T: Scalar>(
 pub fn add_rows_backward_input<T: Scalar>() -> impl Strategy<Value = Array2<T>> {
     reduction_shape().prop_flat_map(|shape| matrix_of::<T>(shape, logit_value()))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Optimizers, clipping, std
+// ---------------------------------------------------------------------------------------------
+
+/// `±10^e` with `e` uniform in `[lo, hi]` (random sign), or 0 one time in nine.
+pub fn signed_log_uniform(lo: f64, hi: f64) -> impl Strategy<Value = f64> {
+    prop_oneof![
+        8 => (lo..=hi, any::<bool>()).prop_map(|(e, negative)| {
+            let v = 10f64.powf(e);
+            if negative { -v } else { v }
+        }),
+        1 => Just(0.0),
+    ]
+}
+
+/// Tensor lengths for optimizer steps and std: a [`row_length`] (1, odd, work-group ± 1, a few
+/// thousand), occasionally a [`long_length`] (≥ 100,000: many work-groups).
+pub fn optim_length() -> impl Strategy<Value = usize> {
+    prop_oneof![12 => row_length(), 1 => long_length()]
+}
+
+/// `len` values of one kind: uniform in `±10^e` for one `e ∈ [lo, hi]` drawn per tensor, or each
+/// entry [`signed_log_uniform`] over the whole range (mixed magnitudes and exact zeros).
+pub fn scaled_values(len: usize, lo: f64, hi: f64) -> BoxedStrategy<Vec<f64>> {
+    prop_oneof![
+        (lo..=hi).prop_flat_map(move |e| {
+            let s = 10f64.powf(e);
+            vec(-s..=s, len)
+        }),
+        vec(signed_log_uniform(lo, hi), len),
+    ]
+    .boxed()
+}
+
+fn tensor<T: Scalar>(values: Vec<f64>) -> Array1<T> {
+    Array1::from(narrow::<T>(&values))
+}
+
+/// SGD hyperparameters in their domain: `lr = 10^U(−4, 0)`; momentum 0, 0.9 or `U[0, 0.99)`;
+/// dampening 0 or `U[0, 1]`; Nesterov only where valid (momentum > 0; it forces dampening 0);
+/// weight decay 0 or `U[1e-5, 0.1)`.
+pub fn sgd_hyper() -> impl Strategy<Value = crate::reference::optim::SgdHyper> {
+    (
+        -4.0f64..=0.0,
+        prop_oneof![Just(0.0), Just(0.9), 0.0f64..0.99],
+        prop_oneof![Just(0.0), 0.0f64..=1.0],
+        any::<bool>(),
+        prop_oneof![Just(0.0), 1e-5f64..0.1],
+    )
+        .prop_map(|(lr, momentum, dampening, nesterov, weight_decay)| {
+            let nesterov = nesterov && momentum > 0.0;
+            crate::reference::optim::SgdHyper {
+                learning_rate: 10f64.powf(lr),
+                momentum,
+                dampening: if nesterov { 0.0 } else { dampening },
+                nesterov,
+                weight_decay,
+            }
+        })
+}
+
+/// `(state, θ, g, hyper)` for one SGD step: an [`optim_length`], `θ` from [`scaled_values`] in
+/// `10^[−3, 2]`, `g` in `10^[−8, 3]`, and a momentum buffer (`10^[−8, 3]`) or none (the first
+/// step) whatever the momentum (the reference ignores a buffer when momentum is 0).
+#[allow(
+    clippy::type_complexity,
+    reason = "the tuple is the op's argument list"
+)]
+pub fn sgd_inputs<T: Scalar>() -> impl Strategy<
+    Value = (
+        crate::reference::optim::SgdState<T>,
+        Array1<T>,
+        Array1<T>,
+        crate::reference::optim::SgdHyper,
+    ),
+> {
+    optim_length().prop_flat_map(|n| {
+        (
+            scaled_values(n, -3.0, 2.0),
+            scaled_values(n, -8.0, 3.0),
+            prop::option::of(scaled_values(n, -8.0, 3.0)),
+            sgd_hyper(),
+        )
+            .prop_map(move |(theta, g, buffer, hyper)| {
+                let state = crate::reference::optim::SgdState {
+                    momentum_buffer: buffer.map(tensor::<T>),
+                    last_step: Array1::zeros(n),
+                };
+                (state, tensor::<T>(theta), tensor::<T>(g), hyper)
+            })
+    })
+}
+
+/// Adam/AdamW hyperparameters: `lr = 10^U(−5, −1)`; betas (0.9, 0.999), (0.9, 0.98) or
+/// `β1 ∈ [0, 0.99)`, `β2 ∈ [0.9, 0.9999)`; eps from {1e-6, 1e-8, 1e-9, 1e-12}; weight decay 0
+/// or `U[1e-4, 0.1)`, decoupled (AdamW) or not.
+pub fn adam_hyper() -> impl Strategy<Value = crate::reference::optim::AdamHyper> {
+    (
+        -5.0f64..=-1.0,
+        prop_oneof![
+            Just((0.9, 0.999)),
+            Just((0.9, 0.98)),
+            (0.0f64..0.99, 0.9f64..0.9999)
+        ],
+        prop::sample::select(vec![1e-6, 1e-8, 1e-9, 1e-12]),
+        prop_oneof![Just(0.0), 1e-4f64..0.1],
+        any::<bool>(),
+    )
+        .prop_map(|(lr, (beta1, beta2), eps, weight_decay, decoupled)| {
+            crate::reference::optim::AdamHyper {
+                learning_rate: 10f64.powf(lr),
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled,
+            }
+        })
+}
+
+/// `(state, θ, g, hyper)` for one Adam step: an [`optim_length`]; the zero state (`t = 0`) or
+/// a state at `t ∈ [1, 10^4]` with `m` from [`scaled_values`] at one scale `10^[−8, 2]` and
+/// `v ∈ [0, (2·scale)²]` (so `m̂/sqrt(v̂)` ranges from 0 to large, `v = 0` included);
+/// `θ` in `10^[−3, 2]`, `g` in `10^[−8, 3]`.
+#[allow(
+    clippy::type_complexity,
+    reason = "the tuple is the op's argument list"
+)]
+pub fn adam_inputs<T: Scalar>() -> impl Strategy<
+    Value = (
+        crate::reference::optim::AdamState<T>,
+        Array1<T>,
+        Array1<T>,
+        crate::reference::optim::AdamHyper,
+    ),
+> {
+    optim_length().prop_flat_map(|n| {
+        let state = prop_oneof![
+            1 => Just(crate::reference::optim::AdamState::<T>::zeros(n)),
+            3 => (
+                prop_oneof![1u64..=20, 21u64..=10_000],
+                -8.0f64..=2.0,
+            )
+                .prop_flat_map(move |(step, e)| {
+                    let s = 10f64.powf(e);
+                    (
+                        Just(step),
+                        vec(prop_oneof![4 => -s..=s, 1 => Just(0.0)], n),
+                        vec(prop_oneof![4 => 0.0f64..=2.0, 1 => Just(0.0)], n),
+                        Just(s),
+                    )
+                })
+                .prop_map(move |(step, m, r, s)| {
+                    let v: Vec<f64> = r.iter().map(|&x| (x * s) * (x * s)).collect();
+                    crate::reference::optim::AdamState {
+                        step,
+                        first_moment: tensor::<T>(m),
+                        second_moment: tensor::<T>(v),
+                        last_step: Array1::zeros(n),
+                    }
+                }),
+        ];
+        (
+            state,
+            scaled_values(n, -3.0, 2.0),
+            scaled_values(n, -8.0, 3.0),
+            adam_hyper(),
+        )
+            .prop_map(|(state, theta, g, hyper)| (state, tensor::<T>(theta), tensor::<T>(g), hyper))
+    })
+}
+
+/// Gradient lists for clipping: 1 to 5 tensors, each of a [`row_length`], sometimes empty or
+/// 16,385–40,000 long (more than 64 work-groups of 256, so one tensor spans every pass-1
+/// group), with values uniform at one scale `10^[−6, 3]` per list; and `max_norm` 1 or
+/// `10^U(−3, 3)`, so clipping is active in some cases and not in others.
+pub fn clip_inputs<T: Scalar>() -> impl Strategy<Value = (Vec<Array1<T>>, f64)> {
+    let length = prop_oneof![8 => row_length(), 1 => Just(0usize), 1 => 16_385usize..=40_000];
+    (
+        vec(length, 1..=5),
+        -6.0f64..=3.0,
+        prop_oneof![Just(1.0), (-3.0f64..=3.0).prop_map(|e| 10f64.powf(e))],
+    )
+        .prop_flat_map(|(lengths, e, max_norm)| {
+            let s = 10f64.powf(e);
+            let tensors: Vec<_> = lengths
+                .into_iter()
+                .map(|n| vec(-s..=s, n).prop_map(tensor::<T>))
+                .collect();
+            (tensors, Just(max_norm))
+        })
+}
+
+/// Gradient lists for value clipping: as [`clip_inputs`] but entries mixed with
+/// [`EDGE_VALUES`], and `clip_value = 10^U(−3, 2)`.
+pub fn clip_value_inputs<T: Scalar>() -> impl Strategy<Value = (Vec<Array1<T>>, f64)> {
+    let length = prop_oneof![8 => row_length(), 1 => Just(0usize)];
+    (
+        vec(length, 1..=5),
+        (-3.0f64..=2.0).prop_map(|e| 10f64.powf(e)),
+    )
+        .prop_flat_map(|(lengths, clip_value)| {
+            let tensors: Vec<_> = lengths
+                .into_iter()
+                .map(|n| {
+                    vec(
+                        prop_oneof![
+                            3 => -100.0f64..=100.0,
+                            1 => prop::sample::select(EDGE_VALUES)
+                        ],
+                        n,
+                    )
+                    .prop_map(tensor::<T>)
+                })
+                .collect();
+            (tensors, Just(clip_value))
+        })
+}
+
+/// `(values, correction)` for the corrected std: `c ∈ {0, 1}`, `n = max(len, c + 1)` with an
+/// [`optim_length`]; values uniform in `offset ± 10^e` (`e ∈ [−4, 3]`, offset 0, ±1 or ±10
+/// times the spread), all equal, or mixed magnitudes ([`scaled_values`]).
+pub fn std_inputs<T: Scalar>() -> impl Strategy<Value = (Array1<T>, usize)> {
+    (optim_length(), 0usize..=1).prop_flat_map(|(len, correction)| {
+        let n = len.max(correction + 1);
+        let values = prop_oneof![
+            4 => (-4.0f64..=3.0, prop::sample::select(vec![0.0, 1.0, -1.0, 10.0, -10.0]))
+                .prop_flat_map(move |(e, k)| {
+                    let s = 10f64.powf(e);
+                    vec(-s..=s, n).prop_map(move |v| v.iter().map(|x| x + k * s).collect())
+                }),
+            1 => (-3.0f64..=3.0).prop_map(move |e| vec![10f64.powf(e); n]),
+            1 => scaled_values(n, -3.0, 3.0),
+        ];
+        (values.prop_map(tensor::<T>), Just(correction))
+    })
+}

@@ -30,6 +30,15 @@ pub use linalg::{
     sum_axis_backward_matches_reference, sum_axis_matches_reference, transpose_matches_reference,
 };
 
+mod optim;
+pub use optim::{
+    adam_step_matches_reference, check_adam_step, check_clip_grad_norm, check_clip_grad_value,
+    check_sgd_step, check_std_corrected, check_std_corrected_backward,
+    clip_grad_norm_matches_reference, clip_grad_value_matches_reference,
+    optim_errors_match_reference, sgd_step_matches_reference,
+    std_corrected_backward_matches_reference, std_corrected_matches_reference,
+};
+
 /// Why a conformance check failed.
 #[derive(Debug)]
 pub enum CheckFailure {
@@ -1057,6 +1066,7 @@ pub fn errors_match_reference<T: Scalar>(
         )?;
     }
     checked += linalg_errors_match_reference(backend)?;
+    checked += optim::optim_errors_match_reference(backend)?;
     Ok(checked)
 }
 

@@ -11,6 +11,7 @@ mod layers;
 mod linalg;
 mod losses;
 mod norm;
+mod optim;
 mod program;
 pub mod train;
 
@@ -33,6 +34,7 @@ use ndarray::{
 use ocl::{flags, Buffer, Kernel, Program};
 
 use crate::backend::{AttentionGrads, LayerNormGrads};
+use crate::reference::optim::{AdamHyper, AdamState, SgdHyper, SgdState};
 use crate::reference::{DropoutOutput, Reduction};
 use crate::rng::RandomKey;
 use crate::{validate, Backend, Error, Result, Scalar};
@@ -859,6 +861,47 @@ impl<T: Scalar> Backend<T> for OpenCl {
         grad_output: ArrayView4<'_, T>,
     ) -> Result<AttentionGrads<T>> {
         self.backend_attention_backward(q, k, v, key_mask, grad_output)
+    }
+
+    fn std_corrected(&self, values: ArrayView1<'_, T>, correction: usize) -> Result<T> {
+        self.backend_std_corrected(values, correction)
+    }
+
+    fn std_corrected_backward(
+        &self,
+        values: ArrayView1<'_, T>,
+        correction: usize,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        self.backend_std_corrected_backward(values, correction, grad_output)
+    }
+
+    fn sgd_step(
+        &self,
+        state: &SgdState<T>,
+        parameters: ArrayView1<'_, T>,
+        gradient: ArrayView1<'_, T>,
+        hyper: &SgdHyper,
+    ) -> Result<(Array1<T>, SgdState<T>)> {
+        self.backend_sgd_step(state, parameters, gradient, hyper)
+    }
+
+    fn adam_step(
+        &self,
+        state: &AdamState<T>,
+        parameters: ArrayView1<'_, T>,
+        gradient: ArrayView1<'_, T>,
+        hyper: &AdamHyper,
+    ) -> Result<(Array1<T>, AdamState<T>)> {
+        self.backend_adam_step(state, parameters, gradient, hyper)
+    }
+
+    fn clip_grad_norm(&self, gradients: &mut [Array1<T>], max_norm: f64) -> Result<T> {
+        self.backend_clip_grad_norm(gradients, max_norm)
+    }
+
+    fn clip_grad_value(&self, gradients: &mut [Array1<T>], clip_value: f64) -> Result<()> {
+        self.backend_clip_grad_value(gradients, clip_value)
     }
 }
 

@@ -20,6 +20,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("embedding.cl", include_str!("../../opencl/embedding.cl")),
     ("attention.cl", include_str!("../../opencl/attention.cl")),
     ("gru.cl", include_str!("../../opencl/gru.cl")),
+    ("optim.cl", include_str!("../../opencl/optim.cl")),
 ];
 
 /// Side of the square matmul tile for a row work-group size: the largest power of two `t ≤ 16`

@@ -21,6 +21,12 @@ use crate::Scalar;
 mod linalg;
 pub use linalg::{batched_matmul, batched_matmul_backward, matmul_backward, mean_axis_backward};
 
+mod optim;
+pub use optim::{
+    adam_step_bounds, clip_grad_norm_bounds, clip_grad_value, sgd_step_bounds, std_corrected,
+    std_corrected_backward, StepBounds, Tracked,
+};
+
 /// Max error of OpenCL C built-ins in ulp (full profile, no relaxed-math options).
 /// Source: OpenCL C specification, "ULP values for single/double precision built-in math
 /// functions" (THEORY.md E3).

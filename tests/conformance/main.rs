@@ -10,6 +10,8 @@ mod invariants_seeds;
 mod opencl_device;
 #[cfg(feature = "opencl")]
 mod opencl_linalg;
+#[cfg(feature = "opencl")]
+mod opencl_optim;
 mod planted;
 mod reference_gru;
 mod reference_models;
