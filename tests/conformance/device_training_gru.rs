@@ -275,13 +275,21 @@ impl Backend<f64> for Planted {
                     steps,
                 )?;
                 // What a device that never reads b_hh reports: the initial b_hh, untouched.
-                if let TrainingTask::Gru { model: original, .. } = task {
+                if let TrainingTask::Gru {
+                    model: original, ..
+                } = task
+                {
                     run.parameters[bias] = original.parameters[bias].clone();
                 }
                 return Ok(run);
             }
         }
-        Backend::<f64>::train(&self.device, &TrainingTask::Gru { model, batch }, config, steps)
+        Backend::<f64>::train(
+            &self.device,
+            &TrainingTask::Gru { model, batch },
+            config,
+            steps,
+        )
     }
 }
 
@@ -399,7 +407,9 @@ fn step_timings() {
         reference.train(batch, 1).expect("warm-up");
         let reference_steps = if label == "small" { 20 } else { 3 };
         let start = std::time::Instant::now();
-        reference.train(batch, reference_steps).expect("reference run");
+        reference
+            .train(batch, reference_steps)
+            .expect("reference run");
         let host = start.elapsed().as_secs_f64() / reference_steps as f64;
         println!(
             "GRU step {label} (V {}, E {}, H {}, B {rows}, S {seq}), Adam + clip, f32: \

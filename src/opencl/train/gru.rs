@@ -119,13 +119,7 @@ impl<T: Scalar> DeviceGru<T> {
         }
         let row_major: Vec<usize> = batch.items.iter().copied().collect();
         validate::embedding_ids(OP, ndarray::ArrayView1::from(&row_major), vocab)?;
-        validate::class_targets(
-            OP,
-            rows,
-            vocab,
-            batch.targets.view(),
-            DEFAULT_IGNORE_INDEX,
-        )?;
+        validate::class_targets(OP, rows, vocab, batch.targets.view(), DEFAULT_IGNORE_INDEX)?;
         let gates = product(3, hidden)?;
         let tokens = product(rows, seq)?;
         // Every length a kernel indexes must fit u32 (the kernels' index type).
@@ -563,7 +557,10 @@ impl<T: Scalar> DeviceModel<T> for DeviceGru<T> {
         ];
         check_lengths(
             OP,
-            &[(parameters.len(), expected.len()), (gradients.len(), expected.len())],
+            &[
+                (parameters.len(), expected.len()),
+                (gradients.len(), expected.len()),
+            ],
         )?;
         for ((p, g), &n) in parameters.iter().zip(gradients).zip(&expected) {
             check_lengths(OP, &[(p.len, n), (g.len, n)])?;
