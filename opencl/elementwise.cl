@@ -115,3 +115,41 @@ __kernel void gelu_backward(__global const REAL* restrict x, __global const REAL
     const REAL pdf = exp((v * v) * (REAL)-0.5) * inv_sqrt_2pi;
     dx[i] = g[i] * (cdf + v * pdf);
 }
+
+/* Vector helpers of device-resident training. `out` may be the same buffer as an input (no
+ * restrict): each item reads its element before writing it. */
+
+/* out_i = a_i + b_i.  One rounding. */
+__kernel void vector_add(__global const REAL* a, __global const REAL* b, __global REAL* out,
+                         const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    out[i] = a[i] + b[i];
+}
+
+/* out_i = x_i * alpha.  One rounding. */
+__kernel void vector_scale(__global const REAL* x, __global REAL* out, const REAL alpha,
+                           const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    out[i] = x[i] * alpha;
+}
+
+/* dst_i = src_i.  Exact. */
+__kernel void vector_copy(__global const REAL* restrict src, __global REAL* restrict dst,
+                          const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    dst[i] = src[i];
+}
+
+/* out_i = value.  Exact. */
+__kernel void vector_fill(__global REAL* out, const REAL value, const uint count)
+{
+    const uint i = get_global_id(0);
+    if (i >= count) return;
+    out[i] = value;
+}

@@ -6,18 +6,26 @@
 #error "TILE (side of the square matmul tile) must be defined"
 #endif
 
-/* C_ij = sum_{p=0}^{k-1} A_ip * B_pj, summed in order p = 0, 1, ... from 0 (the reference's
- * order; FP_CONTRACT is off, so no product is fused).  Bound: tolerance::matmul.
- * a: [m, k], b: [k, n], c: [m, n], row-major; k >= 1 (k = 0 is handled on the host).
+/* C_ij = sum_{p=0}^{k-1} op(A)_ip * op(B)_pj, summed in order p = 0, 1, ... from 0 (the
+ * reference's order; FP_CONTRACT is off, so no product is fused).  Bound: tolerance::matmul.
+ * op(A) [m, k] is a stored row-major [m, k], or its transpose when transpose_a (a stored
+ * [k, m]); op(B) [k, n] is b stored [k, n], or its transpose when transpose_b (b stored [n, k]).
+ * c: [m, n] row-major. Batches: get_global_id(2) = s selects the s-th contiguous matrix of
+ * a, b and c. k = 0 stores zeros (the empty sum).
  * Items past m or n still load (zeros) and meet every barrier; only the store is guarded. */
 __kernel __attribute__((reqd_work_group_size(TILE, TILE, 1)))
 void matmul(__global const REAL* restrict a, __global const REAL* restrict b,
-            __global REAL* restrict c, const uint m, const uint k, const uint n)
+            __global REAL* restrict c, const uint m, const uint k, const uint n,
+            const uint transpose_a, const uint transpose_b)
 {
     __local REAL a_tile[TILE][TILE];
     __local REAL b_tile[TILE][TILE];
     const uint col = get_global_id(0);
     const uint row = get_global_id(1);
+    const size_t batch = get_global_id(2);
+    a += batch * m * k;
+    b += batch * k * n;
+    c += batch * m * n;
     const uint lc = get_local_id(0);
     const uint lr = get_local_id(1);
     REAL sum = (REAL)0;
@@ -26,8 +34,8 @@ void matmul(__global const REAL* restrict a, __global const REAL* restrict b,
         const uint pb = p0 + lr; /* row of B this item loads */
         REAL av = (REAL)0;
         REAL bv = (REAL)0;
-        if (row < m && pa < k) av = a[(size_t)row * k + pa];
-        if (pb < k && col < n) bv = b[(size_t)pb * n + col];
+        if (row < m && pa < k) av = transpose_a ? a[(size_t)pa * m + row] : a[(size_t)row * k + pa];
+        if (pb < k && col < n) bv = transpose_b ? b[(size_t)col * k + pb] : b[(size_t)pb * n + col];
         a_tile[lr][lc] = av;
         b_tile[lr][lc] = bv;
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -36,4 +44,24 @@ void matmul(__global const REAL* restrict a, __global const REAL* restrict b,
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     if (row < m && col < n) c[(size_t)row * n + col] = sum;
+}
+
+/* y_ji = x_ij: x [rows, cols] row-major into y [cols, rows].  Exact (a copy): bitwise with
+ * the reference.  Through a TILE x (TILE + 1) local tile (the padding column avoids bank
+ * conflicts), so both the loads and the stores are coalesced. Launched on
+ * (round_up(cols, TILE), round_up(rows, TILE)) items in TILE x TILE work-groups; padded items
+ * meet the barrier and skip their guarded load and store. */
+__kernel __attribute__((reqd_work_group_size(TILE, TILE, 1)))
+void transpose(__global const REAL* restrict x, __global REAL* restrict y, const uint rows,
+               const uint cols)
+{
+    __local REAL tile[TILE][TILE + 1];
+    const uint lc = get_local_id(0);
+    const uint lr = get_local_id(1);
+    const uint col0 = get_group_id(0) * TILE;
+    const uint row0 = get_group_id(1) * TILE;
+    if (row0 + lr < rows && col0 + lc < cols) tile[lr][lc] = x[(size_t)(row0 + lr) * cols + col0 + lc];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* y row col0 + lr, column row0 + lc holds x[row0 + lc][col0 + lr] */
+    if (col0 + lr < cols && row0 + lc < rows) y[(size_t)(col0 + lr) * rows + row0 + lc] = tile[lc][lr];
 }

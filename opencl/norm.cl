@@ -103,3 +103,96 @@ __kernel void layer_norm_param_grads(__global const REAL* restrict g,
     grad_gamma[j] = gg;
     grad_beta[j] = gb;
 }
+
+/* y_rj = x_rj * b_j (also grad_x = g_rj * b_j of mul_rows_backward).  One rounding: bitwise with
+ * the reference.  Bound: tolerance::mul_rows */
+__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+void mul_rows(__global const REAL* restrict x, __global const REAL* restrict b,
+              __global REAL* restrict y, const uint row_count, const uint col_count)
+{
+    const uint r = get_group_id(0);
+    if (r >= row_count) return; /* uniform per work-group */
+    const size_t offset = (size_t)r * col_count;
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) y[offset + j] = x[offset + j] * b[j];
+}
+
+/* grad_b_j = sum_i g_ij * x_ij, sequential in i from 0 (the reference's order; FP_CONTRACT off,
+ * so each product is rounded): bitwise with the reference.  One work item per column, so
+ * neighbouring items read neighbouring addresses.  Bound: tolerance::mul_rows_backward_grad_b */
+__kernel void mul_rows_grad_b(__global const REAL* restrict g, __global const REAL* restrict x,
+                              __global REAL* restrict grad_b, const uint row_count,
+                              const uint col_count)
+{
+    const uint j = get_global_id(0);
+    if (j >= col_count) return;
+    REAL sum = (REAL)0;
+    for (uint i = 0; i < row_count; ++i) {
+        const size_t k = (size_t)i * col_count + j;
+        sum = sum + g[k] * x[k];
+    }
+    grad_b[j] = sum;
+}
+
+/* Axis-0 reduction: y_j = sum_i x_ij, sequential in i from 0 (the reference's order: bitwise
+ * with it), divided by row_count when `mean` (mean_axis: one division, 2.5 ulp in f32).
+ * row_count = 0 gives the empty sum 0 (mean requires row_count >= 1, checked on the host).
+ * One work item per column (coalesced reads).  Bounds: tolerance::sum_axis, tolerance::mean_axis */
+__kernel void sum_columns(__global const REAL* restrict x, __global REAL* restrict y,
+                          const uint row_count, const uint col_count, const uint mean)
+{
+    const uint j = get_global_id(0);
+    if (j >= col_count) return;
+    REAL sum = (REAL)0;
+    for (uint i = 0; i < row_count; ++i) sum = sum + x[(size_t)i * col_count + j];
+    if (mean) {
+        y[j] = sum / (REAL)row_count;
+    } else {
+        y[j] = sum;
+    }
+}
+
+/* Axis-1 reduction: y_r = sum_j x_rj (divided by col_count when `mean`), one work-group of
+ * ROW_WG items per row, in a fixed order: item l sums x_rj for j = l, l + ROW_WG, l + 2 ROW_WG,
+ * ... sequentially from 0, then the ROW_WG partial sums meet in work_group_tree_sum (halving
+ * tree, depth log2 ROW_WG).  Each x_rj passes through at most ceil(n / ROW_WG) - 1 + log2 ROW_WG
+ * <= n - 1 additions, so tolerance::sum_axis (gamma_{n-1} sum |x|) covers it; run to run the
+ * bits are the same.  col_count = 0 gives 0.  Bounds: tolerance::sum_axis, tolerance::mean_axis */
+__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+void sum_rows(__global const REAL* restrict x, __global REAL* restrict y, const uint row_count,
+              const uint col_count, const uint mean)
+{
+    __local REAL scratch[ROW_WG];
+    const uint r = get_group_id(0);
+    if (r >= row_count) return; /* uniform per work-group: no barrier divergence */
+    const size_t offset = (size_t)r * col_count;
+    REAL s = (REAL)0;
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) s = s + x[offset + j];
+    const REAL total = work_group_tree_sum(scratch, s);
+    if (get_local_id(0) == 0) {
+        if (mean) {
+            y[r] = total / (REAL)col_count;
+        } else {
+            y[r] = total;
+        }
+    }
+}
+
+/* VJP of the axis reductions, a broadcast over `count` = rows * cols elements:
+ * axis 0: y_ij = g_j, axis 1: y_ij = g_i (sum_axis_backward: exact copies); when `mean`, each
+ * divided by the reduced length (mean_axis_backward: one division, 2.5 ulp in f32).
+ * Bound: 0 (sum), tolerance::linalg::mean_axis_backward (mean) */
+__kernel void broadcast_axis(__global const REAL* restrict g, __global REAL* restrict y,
+                             const uint row_count, const uint col_count, const uint axis,
+                             const uint mean, const uint count)
+{
+    const uint e = get_global_id(0);
+    if (e >= count) return; /* count >= 1 implies col_count >= 1 */
+    const uint i = e / col_count;
+    const uint j = e - i * col_count;
+    const REAL v = axis == 0 ? g[j] : g[i];
+    if (mean) {
+        y[e] = v / (REAL)(axis == 0 ? row_count : col_count);
+    } else {
+        y[e] = v;
+    }
+}

@@ -6,21 +6,27 @@
 //! `Sync`), so [`OpenCl`] is `Send + Sync` and cheap to clone.
 
 mod context;
+mod elementwise;
+mod linalg;
+mod norm;
 mod program;
 pub mod train;
 
 pub use context::DEVICE_ENV;
-pub use program::{matmul_tile, options as build_options, source as program_source, SOURCES};
+pub use program::{
+    matmul_tile, options as build_options, options_with_tile as build_options_with_tile,
+    source as program_source, SOURCES,
+};
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Dimension};
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Dimension};
 use ocl::{flags, Buffer, Kernel, Program};
 
 use crate::backend::LayerNormGrads;
-use crate::{reference, validate, Backend, Error, Result, Scalar};
+use crate::{validate, Backend, Error, Result, Scalar};
 use context::DeviceContext;
 
 /// Preferred work-group size of the row and reduction kernels (capped by the device).
@@ -31,6 +37,8 @@ const REDUCTION_GROUPS: usize = 64;
 struct Shared {
     device: DeviceContext,
     row_work_group: usize,
+    /// Side of the matmul and transpose tiles (`-D TILE`).
+    matmul_tile: usize,
     programs: [OnceLock<Result<Program, Error>>; 2],
     program_builds: AtomicUsize,
 }
@@ -78,10 +86,42 @@ impl OpenCl {
             shared: Arc::new(Shared {
                 device,
                 row_work_group,
+                matmul_tile: matmul_tile(row_work_group),
                 programs: [OnceLock::new(), OnceLock::new()],
                 program_builds: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// A handle on the same device and queue whose programs are built with the matmul and
+    /// transpose tile side `tile` (`-D TILE=tile`) instead of [`matmul_tile`]'s default, with
+    /// their own cache. Tests force `tile = 2` so small shapes cross tile boundaries (the
+    /// results must be bitwise equal to the default build's: the sum order does not depend on
+    /// the tile). Errors: `InvalidParameter` unless `1 ≤ tile` and `tile²` fits a work-group.
+    pub fn with_matmul_tile(&self, tile: usize) -> Result<Self> {
+        let limit = self.shared.device.max_work_group_size;
+        if tile == 0 || tile.saturating_mul(tile) > limit {
+            return Err(Error::InvalidParameter {
+                op: "with_matmul_tile",
+                name: "tile",
+                value: tile.to_string(),
+                reason: format!("need 1 ≤ tile and tile² ≤ {limit} (max work-group size)"),
+            });
+        }
+        Ok(OpenCl {
+            shared: Arc::new(Shared {
+                device: self.shared.device.clone(),
+                row_work_group: self.shared.row_work_group,
+                matmul_tile: tile,
+                programs: [OnceLock::new(), OnceLock::new()],
+                program_builds: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// Side of the square matmul and transpose tiles this handle's programs are built with.
+    pub fn tile(&self) -> usize {
+        self.shared.matmul_tile
     }
 
     /// `"platform / device"`, e.g. `"Portable Computing Language / pthread-…"`.
@@ -114,6 +154,7 @@ impl OpenCl {
         program::build::<T>(
             &self.shared.device,
             self.shared.row_work_group,
+            self.shared.matmul_tile,
             extra_options,
         )
         .map(|_| ())
@@ -137,7 +178,12 @@ impl OpenCl {
         self.shared.programs[T::PROGRAM_SLOT]
             .get_or_init(|| {
                 self.shared.program_builds.fetch_add(1, Ordering::SeqCst);
-                program::build::<T>(&self.shared.device, self.shared.row_work_group, "")
+                program::build::<T>(
+                    &self.shared.device,
+                    self.shared.row_work_group,
+                    self.shared.matmul_tile,
+                    "",
+                )
             })
             .clone()
     }
@@ -219,17 +265,19 @@ impl OpenCl {
         // SAFETY: every kernel in opencl/*.cl is launched with the argument list of its
         // signature (checked by the builder's types and names above), each buffer holds at least
         // the elements the kernel indexes (sizes validated on the host as u32 and equal to the
-        // buffer lengths), and every kernel returns early for ids past its logical size, except
-        // `matmul` (opencl/matmul.cl), whose padded items must reach its barriers: it guards
-        // each load (`row < m && pa < k`, `pb < k && col < n`) and the store (`row < m &&
-        // col < n`) instead, and is launched with k ≥ 1 and TILE × TILE work-groups.
+        // buffer lengths, checked by the enqueue_* methods: at least the elements the kernel
+        // indexes), no output buffer aliases a `restrict` input (check_distinct), and every
+        // kernel returns early for ids past its logical size, except `matmul` and `transpose`
+        // (opencl/matmul.cl), whose padded items must reach their barriers: they guard each
+        // load (`row < m && pa < k`, `pb < k && col < n`; `row0 + lr < rows && col0 + lc <
+        // cols`) and each store instead, are launched with TILE × TILE work-groups, and read
+        // the s-th batch at offsets below the checked batch · m · k (a), batch · k · n (b).
         unsafe { kernel.enq() }.map_err(|e| Error::opencl(format!("enqueueing {name}"), e))
     }
 
-    /// Launch the elementwise kernel `kernel_name` over arrays of one shape: arguments are the
-    /// `inputs` buffers, the output, the scalar `params`, then the element count (the order of
-    /// every signature in `opencl/elementwise.cl`). An empty shape returns an empty array without
-    /// touching the device.
+    /// Run the elementwise kernel `kernel_name` over arrays of one shape through
+    /// [`OpenCl::enqueue_elementwise`]: upload `inputs`, enqueue, read back. An empty shape
+    /// returns an empty array without touching the device.
     fn elementwise<T: Scalar>(
         &self,
         op: &'static str,
@@ -239,31 +287,18 @@ impl OpenCl {
     ) -> Result<Array2<T>> {
         let dim = inputs.first().map_or((0, 0), |x| x.dim());
         let len = dim.0.saturating_mul(dim.1);
-        let count = to_u32(op, len)?;
+        to_u32(op, len)?;
         if len == 0 {
             return Ok(Array2::zeros(dim));
         }
-        let program = self.program::<T>(op)?;
         let buffers = inputs
             .iter()
-            .map(|x| self.upload(&contiguous(x)))
+            .map(|x| self.upload_buffer(&contiguous(x)))
             .collect::<Result<Vec<_>>>()?;
-        let out = self.allocate::<T>(len)?;
-        let wg = self.shared.row_work_group;
-        let mut builder = self.kernel(&program, kernel_name);
-        builder
-            .global_work_size(round_up(len, wg))
-            .local_work_size(wg);
-        for buffer in &buffers {
-            builder.arg(buffer);
-        }
-        builder.arg(&out);
-        for &p in params {
-            builder.arg(p);
-        }
-        builder.arg(count);
-        self.enqueue(builder.build(), kernel_name)?;
-        let data = self.download(&out, len)?;
+        let out = self.zeros_buffer::<T>(len)?;
+        let refs: Vec<&DeviceBuffer<T>> = buffers.iter().collect();
+        self.enqueue_elementwise(kernel_name, &refs, &out, params, len)?;
+        let data = self.read_buffer(&out)?;
         Array2::from_shape_vec(dim, data).map_err(|e| Error::opencl(format!("shaping {op}"), e))
     }
 
@@ -411,6 +446,11 @@ impl<T: Scalar> DeviceBuffer<T> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Whether `self` and `other` are the same device memory object.
+    pub fn same_buffer(&self, other: &Self) -> bool {
+        self.buffer.as_core().as_ptr() == other.buffer.as_core().as_ptr()
+    }
 }
 
 /// Row-major contiguous data of a view (borrowed when it already is).
@@ -526,32 +566,76 @@ impl<T: Scalar> Backend<T> for OpenCl {
         Ok(Array1::from(self.download(&grad, n)?))
     }
     fn matmul(&self, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -> Result<Array2<T>> {
-        const OP: &str = "matmul";
-        validate::matmul(OP, a, b)?;
-        let ((m, k), n) = (a.dim(), b.ncols());
-        if m == 0 || n == 0 || k == 0 {
-            return Ok(Array2::zeros((m, n))); // the empty sum: exact zeros, as the reference
-        }
-        let program = self.program::<T>(OP)?;
-        let (m32, k32, n32) = (to_u32(OP, m)?, to_u32(OP, k)?, to_u32(OP, n)?);
-        let tile = matmul_tile(self.shared.row_work_group);
-        let a_buffer = self.upload(&contiguous(&a))?;
-        let b_buffer = self.upload(&contiguous(&b))?;
-        let c_buffer = self.allocate::<T>(m * n)?;
-        let kernel = self
-            .kernel(&program, OP)
-            .global_work_size((round_up(n, tile), round_up(m, tile)))
-            .local_work_size((tile, tile))
-            .arg(&a_buffer)
-            .arg(&b_buffer)
-            .arg(&c_buffer)
-            .arg(m32)
-            .arg(k32)
-            .arg(n32)
-            .build();
-        self.enqueue(kernel, OP)?;
-        let data = self.download(&c_buffer, m * n)?;
-        Array2::from_shape_vec((m, n), data).map_err(|e| Error::opencl("shaping matmul", e))
+        self.host_matmul(a, b)
+    }
+
+    fn matmul_backward(
+        &self,
+        a: ArrayView2<'_, T>,
+        b: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<(Array2<T>, Array2<T>)> {
+        self.host_matmul_backward(a, b, grad_output)
+    }
+
+    fn batched_matmul(&self, a: ArrayView3<'_, T>, b: ArrayView3<'_, T>) -> Result<Array3<T>> {
+        self.host_batched_matmul(a, b)
+    }
+
+    fn batched_matmul_backward(
+        &self,
+        a: ArrayView3<'_, T>,
+        b: ArrayView3<'_, T>,
+        grad_output: ArrayView3<'_, T>,
+    ) -> Result<(Array3<T>, Array3<T>)> {
+        self.host_batched_matmul_backward(a, b, grad_output)
+    }
+
+    fn transpose(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        self.host_transpose(x)
+    }
+
+    fn add_rows_backward(&self, grad_output: ArrayView2<'_, T>) -> Result<(Array2<T>, Array1<T>)> {
+        self.host_add_rows_backward(grad_output)
+    }
+
+    fn mul_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        self.host_mul_rows(x, b)
+    }
+
+    fn mul_rows_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        b: ArrayView1<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<(Array2<T>, Array1<T>)> {
+        self.host_mul_rows_backward(x, b, grad_output)
+    }
+
+    fn sum_axis(&self, x: ArrayView2<'_, T>, axis: usize) -> Result<Array1<T>> {
+        self.host_sum_axis(x, axis)
+    }
+
+    fn sum_axis_backward(
+        &self,
+        shape: (usize, usize),
+        axis: usize,
+        grad_output: ArrayView1<'_, T>,
+    ) -> Result<Array2<T>> {
+        self.host_sum_axis_backward(shape, axis, grad_output)
+    }
+
+    fn mean_axis(&self, x: ArrayView2<'_, T>, axis: usize) -> Result<Array1<T>> {
+        self.host_mean_axis(x, axis)
+    }
+
+    fn mean_axis_backward(
+        &self,
+        shape: (usize, usize),
+        axis: usize,
+        grad_output: ArrayView1<'_, T>,
+    ) -> Result<Array2<T>> {
+        self.host_mean_axis_backward(shape, axis, grad_output)
     }
 
     fn relu(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
@@ -605,31 +689,7 @@ impl<T: Scalar> Backend<T> for OpenCl {
         )
     }
     fn add_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
-        const OP: &str = "add_rows";
-        validate::row_vector(OP, x, b)?;
-        let (rows, cols) = x.dim();
-        if rows == 0 || cols == 0 {
-            return Ok(Array2::zeros((rows, cols)));
-        }
-        let program = self.program::<T>(OP)?;
-        let (row_count, col_count) = (to_u32(OP, rows)?, to_u32(OP, cols)?);
-        let wg = self.shared.row_work_group;
-        let x_buffer = self.upload(&contiguous(&x))?;
-        let b_buffer = self.upload(&contiguous(&b))?;
-        let y_buffer = self.allocate::<T>(rows * cols)?;
-        let kernel = self
-            .kernel(&program, OP)
-            .global_work_size(rows * wg)
-            .local_work_size(wg)
-            .arg(&x_buffer)
-            .arg(&b_buffer)
-            .arg(&y_buffer)
-            .arg(row_count)
-            .arg(col_count)
-            .build();
-        self.enqueue(kernel, OP)?;
-        let data = self.download(&y_buffer, rows * cols)?;
-        Array2::from_shape_vec((rows, cols), data).map_err(|e| Error::opencl("shaping add_rows", e))
+        self.host_add_rows(x, b)
     }
 
     fn layer_norm(
@@ -639,36 +699,7 @@ impl<T: Scalar> Backend<T> for OpenCl {
         beta: ArrayView1<'_, T>,
         eps: f64,
     ) -> Result<Array2<T>> {
-        const OP: &str = "layer_norm";
-        validate::layer_norm(OP, x, gamma, beta, eps)?;
-        let eps = reference::layer_norm_eps::<T>(OP, eps)?;
-        let (rows, cols) = x.dim();
-        if rows == 0 {
-            return Ok(Array2::zeros((rows, cols)));
-        }
-        let program = self.program::<T>(OP)?;
-        let (row_count, col_count) = (to_u32(OP, rows)?, to_u32(OP, cols)?);
-        let wg = self.shared.row_work_group;
-        let x_buffer = self.upload(&contiguous(&x))?;
-        let gamma_buffer = self.upload(&contiguous(&gamma))?;
-        let beta_buffer = self.upload(&contiguous(&beta))?;
-        let y_buffer = self.allocate::<T>(rows * cols)?;
-        let kernel = self
-            .kernel(&program, OP)
-            .global_work_size(rows * wg)
-            .local_work_size(wg)
-            .arg(&x_buffer)
-            .arg(&gamma_buffer)
-            .arg(&beta_buffer)
-            .arg(&y_buffer)
-            .arg(eps)
-            .arg(row_count)
-            .arg(col_count)
-            .build();
-        self.enqueue(kernel, OP)?;
-        let data = self.download(&y_buffer, rows * cols)?;
-        Array2::from_shape_vec((rows, cols), data)
-            .map_err(|e| Error::opencl("shaping layer_norm", e))
+        self.host_layer_norm(x, gamma, beta, eps)
     }
 
     fn layer_norm_backward(
@@ -679,61 +710,7 @@ impl<T: Scalar> Backend<T> for OpenCl {
         eps: f64,
         grad_output: ArrayView2<'_, T>,
     ) -> Result<LayerNormGrads<T>> {
-        const OP: &str = "layer_norm_backward";
-        validate::layer_norm(OP, x, gamma, beta, eps)?;
-        validate::same_shape(OP, "grad_output", grad_output.shape(), "x", x.shape())?;
-        let eps = reference::layer_norm_eps::<T>(OP, eps)?;
-        let (rows, cols) = x.dim();
-        if rows == 0 {
-            return Ok((
-                Array2::zeros((rows, cols)),
-                Array1::zeros(cols),
-                Array1::zeros(cols),
-            ));
-        }
-        let program = self.program::<T>(OP)?;
-        let (row_count, col_count) = (to_u32(OP, rows)?, to_u32(OP, cols)?);
-        let wg = self.shared.row_work_group;
-        let x_buffer = self.upload(&contiguous(&x))?;
-        let gamma_buffer = self.upload(&contiguous(&gamma))?;
-        let g_buffer = self.upload(&contiguous(&grad_output))?;
-        let grad_x_buffer = self.allocate::<T>(rows * cols)?;
-        let xhat_buffer = self.allocate::<T>(rows * cols)?;
-        let grad_gamma_buffer = self.allocate::<T>(cols)?;
-        let grad_beta_buffer = self.allocate::<T>(cols)?;
-        let rows_kernel = self
-            .kernel(&program, OP)
-            .global_work_size(rows * wg)
-            .local_work_size(wg)
-            .arg(&x_buffer)
-            .arg(&gamma_buffer)
-            .arg(&g_buffer)
-            .arg(&grad_x_buffer)
-            .arg(&xhat_buffer)
-            .arg(eps)
-            .arg(row_count)
-            .arg(col_count)
-            .build();
-        self.enqueue(rows_kernel, OP)?;
-        // The in-order queue runs the column pass after the row pass has written xhat.
-        let columns_kernel = self
-            .kernel(&program, "layer_norm_param_grads")
-            .global_work_size(round_up(cols, wg))
-            .local_work_size(wg)
-            .arg(&g_buffer)
-            .arg(&xhat_buffer)
-            .arg(&grad_gamma_buffer)
-            .arg(&grad_beta_buffer)
-            .arg(row_count)
-            .arg(col_count)
-            .build();
-        self.enqueue(columns_kernel, "layer_norm_param_grads")?;
-        let grad_x =
-            Array2::from_shape_vec((rows, cols), self.download(&grad_x_buffer, rows * cols)?)
-                .map_err(|e| Error::opencl("shaping layer_norm_backward", e))?;
-        let grad_gamma = Array1::from(self.download(&grad_gamma_buffer, cols)?);
-        let grad_beta = Array1::from(self.download(&grad_beta_buffer, cols)?);
-        Ok((grad_x, grad_gamma, grad_beta))
+        self.host_layer_norm_backward(x, gamma, beta, eps, grad_output)
     }
 }
 

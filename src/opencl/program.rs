@@ -37,22 +37,28 @@ pub fn source() -> String {
 /// Conformance build options for `T`: no relaxed math, no `mad`, FP_CONTRACT off (in the
 /// prelude). The matmul tile is [`matmul_tile`]`(row_work_group)`.
 pub fn options<T: Scalar>(row_work_group: usize) -> String {
+    options_with_tile::<T>(row_work_group, matmul_tile(row_work_group))
+}
+
+/// [`options`] with the matmul (and transpose) tile side `tile` instead of the default, so a
+/// test can force `TILE=2` and reach the tile-boundary code at small sizes.
+pub fn options_with_tile<T: Scalar>(row_work_group: usize, tile: usize) -> String {
     format!(
-        "-cl-std=CL1.2 -D REAL={} -D REAL_IS_DOUBLE={} -D ROW_WG={row_work_group} -D TILE={}",
+        "-cl-std=CL1.2 -D REAL={} -D REAL_IS_DOUBLE={} -D ROW_WG={row_work_group} -D TILE={tile}",
         T::OPENCL_TYPE_NAME,
         u8::from(T::PROGRAM_SLOT == 1),
-        matmul_tile(row_work_group)
     )
 }
 
-/// Build the program for `T` with `extra` options appended. On failure the error carries the
-/// compiler's build log.
+/// Build the program for `T` with matmul tile `tile` and `extra` options appended. On failure
+/// the error carries the compiler's build log.
 pub(crate) fn build<T: Scalar>(
     device: &DeviceContext,
     row_work_group: usize,
+    tile: usize,
     extra: &str,
 ) -> Result<Program> {
-    let options = format!("{} {extra}", options::<T>(row_work_group))
+    let options = format!("{} {extra}", options_with_tile::<T>(row_work_group, tile))
         .trim()
         .to_string();
     Program::builder()

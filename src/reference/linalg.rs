@@ -249,8 +249,8 @@ pub fn sum_axis_backward<T: Float>(
     }))
 }
 
-/// The EmptyInput error of a mean over an empty axis.
-fn empty_mean(op: &'static str, shape: (usize, usize), axis: usize) -> Error {
+/// The EmptyInput error of a mean over an empty axis (also returned by the OpenCL backend).
+pub(crate) fn empty_mean(op: &'static str, shape: (usize, usize), axis: usize) -> Error {
     Error::EmptyInput {
         op,
         detail: format!(
@@ -295,6 +295,8 @@ pub fn mean_axis_backward<T: Float>(
     if length == 0 {
         return Err(empty_mean(OP, shape, axis));
     }
+    let kept = if axis == 0 { shape.1 } else { shape.0 };
+    validate::same_shape(OP, "grad_output", grad_output.shape(), "output", &[kept])?;
     let n = count::<T>(length);
     Ok(sum_axis_backward(shape, axis, grad_output)?.mapv(|g| g / n))
 }

@@ -44,6 +44,7 @@ pub use linalg::{
 };
 
 pub(crate) use layers::layer_norm_eps;
+pub(crate) use linalg::empty_mean;
 
 use ndarray::{
     Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix2,
