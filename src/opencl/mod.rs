@@ -9,6 +9,7 @@ mod context;
 mod elementwise;
 mod linalg;
 mod norm;
+mod optim;
 mod program;
 pub mod train;
 
@@ -26,7 +27,8 @@ use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Dimens
 use ocl::{flags, Buffer, Kernel, Program};
 
 use crate::backend::LayerNormGrads;
-use crate::{validate, Backend, Error, Result, Scalar};
+use crate::reference::optim::{AdamHyper, AdamState, SgdHyper, SgdState};
+use crate::{reference, validate, Backend, Error, Result, Scalar};
 use context::DeviceContext;
 
 /// Preferred work-group size of the row and reduction kernels (capped by the device).
@@ -711,6 +713,47 @@ impl<T: Scalar> Backend<T> for OpenCl {
         grad_output: ArrayView2<'_, T>,
     ) -> Result<LayerNormGrads<T>> {
         self.host_layer_norm_backward(x, gamma, beta, eps, grad_output)
+    }
+
+    fn std_corrected(&self, values: ArrayView1<'_, T>, correction: usize) -> Result<T> {
+        self.backend_std_corrected(values, correction)
+    }
+
+    fn std_corrected_backward(
+        &self,
+        values: ArrayView1<'_, T>,
+        correction: usize,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        self.backend_std_corrected_backward(values, correction, grad_output)
+    }
+
+    fn sgd_step(
+        &self,
+        state: &SgdState<T>,
+        parameters: ArrayView1<'_, T>,
+        gradient: ArrayView1<'_, T>,
+        hyper: &SgdHyper,
+    ) -> Result<(Array1<T>, SgdState<T>)> {
+        self.backend_sgd_step(state, parameters, gradient, hyper)
+    }
+
+    fn adam_step(
+        &self,
+        state: &AdamState<T>,
+        parameters: ArrayView1<'_, T>,
+        gradient: ArrayView1<'_, T>,
+        hyper: &AdamHyper,
+    ) -> Result<(Array1<T>, AdamState<T>)> {
+        self.backend_adam_step(state, parameters, gradient, hyper)
+    }
+
+    fn clip_grad_norm(&self, gradients: &mut [Array1<T>], max_norm: f64) -> Result<T> {
+        self.backend_clip_grad_norm(gradients, max_norm)
+    }
+
+    fn clip_grad_value(&self, gradients: &mut [Array1<T>], clip_value: f64) -> Result<()> {
+        self.backend_clip_grad_value(gradients, clip_value)
     }
 }
 

@@ -16,6 +16,7 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../opencl/elementwise.cl"),
     ),
     ("norm.cl", include_str!("../../opencl/norm.cl")),
+    ("optim.cl", include_str!("../../opencl/optim.cl")),
 ];
 
 /// Side of the square matmul tile for a row work-group size: the largest power of two `t ≤ 16`

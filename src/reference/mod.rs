@@ -27,7 +27,7 @@ pub use losses::{
     sigmoid, Reduction, DEFAULT_IGNORE_INDEX,
 };
 pub use ops::{log_softmax_rows, log_sum_exp_rows, softmax_rows};
-pub use statistics::{std_corrected, std_corrected_backward};
+pub use statistics::{std_corrected, std_corrected_backward, validate_std_correction};
 
 pub use activations::{
     erf, gelu, gelu_backward, leaky_relu, leaky_relu_backward, log_softmax_rows_backward, relu,

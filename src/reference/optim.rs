@@ -211,6 +211,24 @@ pub struct SgdState<T> {
     pub last_step: Array1<T>,
 }
 
+/// The checks of [`sgd_step`], in its order: [`SgdHyper::validate`], then `ShapeMismatch` if the
+/// gradient or the momentum buffer (when there is one) differs in length from the parameters.
+/// Public so that device backends return the same errors (STYLE §2, error parity).
+pub fn validate_sgd_step(
+    hyper: &SgdHyper,
+    parameter_len: usize,
+    gradient_len: usize,
+    momentum_buffer_len: Option<usize>,
+) -> Result<()> {
+    const OP: &str = "sgd_step";
+    hyper.validate()?;
+    same_lengths(OP, "parameters vs gradient", parameter_len, gradient_len)?;
+    if let Some(buffer_len) = momentum_buffer_len {
+        same_lengths(OP, "momentum buffer", buffer_len, parameter_len)?;
+    }
+    Ok(())
+}
+
 /// One SGD step for one tensor, pure: returns the new parameters and state.
 /// ```text
 /// d ← g + wd·θ                         (if wd ≠ 0)
@@ -229,17 +247,12 @@ pub fn sgd_step<T: Float>(
     gradient: ArrayView1<'_, T>,
     hyper: &SgdHyper,
 ) -> Result<(Array1<T>, SgdState<T>)> {
-    const OP: &str = "sgd_step";
-    hyper.validate()?;
-    same_lengths(
-        OP,
-        "parameters vs gradient",
+    validate_sgd_step(
+        hyper,
         parameters.len(),
         gradient.len(),
+        state.momentum_buffer.as_ref().map(Array1::len),
     )?;
-    if let Some(buffer) = &state.momentum_buffer {
-        same_lengths(OP, "momentum buffer", buffer.len(), parameters.len())?;
-    }
     let learning_rate = scalar::<T>(hyper.learning_rate);
     let momentum = scalar::<T>(hyper.momentum);
     let keep = scalar::<T>(1.0 - hyper.dampening);
@@ -401,6 +414,32 @@ impl<T: Float> AdamState<T> {
     }
 }
 
+/// The checks of [`adam_step`], in its order: [`AdamHyper::validate`], then `ShapeMismatch` if
+/// the gradient, first or second moment differs in length from the parameters. Public so that
+/// device backends return the same errors.
+pub fn validate_adam_step(
+    hyper: &AdamHyper,
+    parameter_len: usize,
+    gradient_len: usize,
+    first_moment_len: usize,
+    second_moment_len: usize,
+) -> Result<()> {
+    const OP: &str = "adam_step";
+    hyper.validate()?;
+    let n = parameter_len;
+    same_lengths(OP, "parameters vs gradient", n, gradient_len)?;
+    same_lengths(OP, "parameters vs first moment", n, first_moment_len)?;
+    same_lengths(OP, "parameters vs second moment", n, second_moment_len)
+}
+
+/// The bias corrections `(1 − β1^t, 1 − β2^t)` of step `t` in f64, as [`adam_step`] computes
+/// them (`powf`, as Python's `beta ** step`) before rounding them to `T`.
+#[allow(clippy::cast_precision_loss, reason = "t < 2^53 is exact in f64")]
+pub fn adam_bias_corrections(hyper: &AdamHyper, step: u64) -> (f64, f64) {
+    let t = step as f64;
+    (1.0 - hyper.beta1.powf(t), 1.0 - hyper.beta2.powf(t))
+}
+
 /// One Adam (or AdamW) step for one tensor, pure: returns the new parameters and state.
 /// ```text
 /// t ← t + 1
@@ -430,32 +469,22 @@ pub fn adam_step<T: Float>(
     gradient: ArrayView1<'_, T>,
     hyper: &AdamHyper,
 ) -> Result<(Array1<T>, AdamState<T>)> {
-    const OP: &str = "adam_step";
-    hyper.validate()?;
     let n = parameters.len();
-    same_lengths(OP, "parameters vs gradient", n, gradient.len())?;
-    same_lengths(
-        OP,
-        "parameters vs first moment",
+    validate_adam_step(
+        hyper,
         n,
+        gradient.len(),
         state.first_moment.len(),
-    )?;
-    same_lengths(
-        OP,
-        "parameters vs second moment",
-        n,
         state.second_moment.len(),
     )?;
     let step = state.step.saturating_add(1);
-    // f64 exponent: exact for t < 2^53, far beyond any run.
-    #[allow(clippy::cast_precision_loss, reason = "t < 2^53 is exact in f64")]
-    let t = step as f64;
+    let (correction1, correction2) = adam_bias_corrections(hyper, step);
     let beta1 = scalar::<T>(hyper.beta1);
     let one_minus_beta1 = scalar::<T>(1.0 - hyper.beta1);
     let beta2 = scalar::<T>(hyper.beta2);
     let one_minus_beta2 = scalar::<T>(1.0 - hyper.beta2);
-    let bias_correction1 = scalar::<T>(1.0 - hyper.beta1.powf(t));
-    let bias_correction2 = scalar::<T>(1.0 - hyper.beta2.powf(t));
+    let bias_correction1 = scalar::<T>(correction1);
+    let bias_correction2 = scalar::<T>(correction2);
     let learning_rate = scalar::<T>(hyper.learning_rate);
     let eps = scalar::<T>(hyper.eps);
     let weight_decay = scalar::<T>(hyper.weight_decay);
@@ -531,6 +560,16 @@ impl<T: Float> Adam<T> {
 /// PyTorch's constant in `clip_grad_norm_`'s coefficient, `max_norm/(total_norm + 1e-6)`.
 pub const CLIP_NORM_OFFSET: f64 = 1e-6;
 
+/// The check of [`clip_grad_norm`]: `InvalidParameter` unless `max_norm` is finite and ≥ 0.
+pub fn validate_clip_grad_norm(max_norm: f64) -> Result<()> {
+    non_negative("clip_grad_norm", "max_norm", max_norm)
+}
+
+/// The check of [`clip_grad_value`]: `InvalidParameter` unless `clip_value` is finite and ≥ 0.
+pub fn validate_clip_grad_value(clip_value: f64) -> Result<()> {
+    non_negative("clip_grad_value", "clip_value", clip_value)
+}
+
 /// Global-norm gradient clipping (PyTorch `clip_grad_norm_(grads, max_norm)`, `norm_type = 2`,
 /// `error_if_nonfinite = False`), in place; returns the **pre-clip** norm `N`.
 /// ```text
@@ -548,7 +587,7 @@ pub const CLIP_NORM_OFFSET: f64 = 1e-6;
 /// `N` NaN/∞ and propagates into every gradient (`coef = 0` for `N = ∞`, so finite entries
 /// become 0 and infinite ones NaN), as in PyTorch.
 pub fn clip_grad_norm<T: Float>(gradients: &mut [Array1<T>], max_norm: f64) -> Result<T> {
-    non_negative("clip_grad_norm", "max_norm", max_norm)?;
+    validate_clip_grad_norm(max_norm)?;
     let mut sum_of_squares = T::zero();
     for tensor in gradients.iter() {
         for &g in tensor.iter() {
@@ -578,7 +617,7 @@ pub fn clip_grad_norm<T: Float>(gradients: &mut [Array1<T>], max_norm: f64) -> R
 /// Exact (no rounding). NaN stays NaN (like `torch.clamp`), ±∞ become ±c.
 /// Errors: `InvalidParameter` if `clip_value` is negative or not finite.
 pub fn clip_grad_value<T: Float>(gradients: &mut [Array1<T>], clip_value: f64) -> Result<()> {
-    non_negative("clip_grad_value", "clip_value", clip_value)?;
+    validate_clip_grad_value(clip_value)?;
     let limit = scalar::<T>(clip_value);
     for tensor in gradients.iter_mut() {
         for g in tensor.iter_mut() {

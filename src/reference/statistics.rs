@@ -11,6 +11,21 @@ fn count<T: Float>(n: usize) -> T {
     T::from(n).unwrap_or_else(T::infinity)
 }
 
+/// The check of [`std_corrected`] and [`std_corrected_backward`] (`op` names which):
+/// `InvalidParameter` unless `n > correction`. Public so that device backends return the same
+/// error.
+pub fn validate_std_correction(op: &'static str, n: usize, correction: usize) -> Result<()> {
+    if n <= correction {
+        return Err(Error::InvalidParameter {
+            op,
+            name: "correction",
+            value: format!("{correction} for n = {n}"),
+            reason: "needs n > correction (the divisor n − c must be positive)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Validate `n > c` and return `(mean, deviations d_i = p_i − mean, Σ d_i²)`, or `None` when all
 /// entries are bitwise equal (the constant case, where the result is defined as exactly 0).
 #[allow(clippy::type_complexity, reason = "a private helper's tuple")]
@@ -20,14 +35,7 @@ fn centred<T: Float>(
     correction: usize,
 ) -> Result<Option<(Array1<T>, T)>> {
     let n = values.len();
-    if n <= correction {
-        return Err(Error::InvalidParameter {
-            op,
-            name: "correction",
-            value: format!("{correction} for n = {n}"),
-            reason: "needs n > correction (the divisor n − c must be positive)".into(),
-        });
-    }
+    validate_std_correction(op, n, correction)?;
     let first = values[0];
     if values.iter().all(|&v| v == first) {
         return Ok(None);
