@@ -17,6 +17,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ),
     ("norm.cl", include_str!("../../opencl/norm.cl")),
     ("optim.cl", include_str!("../../opencl/optim.cl")),
+    ("encoder.cl", include_str!("../../opencl/encoder.cl")),
 ];
 
 /// Side of the square matmul tile for a row work-group size: the largest power of two `t ≤ 16`

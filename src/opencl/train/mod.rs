@@ -14,6 +14,7 @@
 //! Every kernel runs on one in-order queue, and every reduction has a fixed order, so a run is
 //! bitwise reproducible on the same device.
 
+mod encoder;
 mod mlp;
 
 use ndarray::Array1;
@@ -87,8 +88,11 @@ impl<T: Scalar> DeviceTrainer<T> {
         crate::reference::models::train(task, config, 0)?;
         let model: Box<dyn DeviceModel<T> + Send> = match task {
             TrainingTask::Mlp { model, batch } => Box::new(mlp::DeviceMlp::new(cl, model, batch)?),
-            // The encoder and the GRU land next (branch `train`).
-            TrainingTask::Encoder { .. } | TrainingTask::Gru { .. } => {
+            TrainingTask::Encoder { model, batch } => {
+                Box::new(encoder::DeviceEncoder::new(cl, model, batch)?)
+            }
+            // The GRU lands next (branch `train`).
+            TrainingTask::Gru { .. } => {
                 return Err(crate::backend::unsupported::<T>("opencl", "train"))
             }
         };
