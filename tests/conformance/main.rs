@@ -3,6 +3,8 @@
 
 mod bitwise;
 mod contrast;
+#[cfg(feature = "opencl")]
+mod device_training_encoder;
 mod invariants_seeds;
 #[cfg(feature = "opencl")]
 mod opencl_device;
