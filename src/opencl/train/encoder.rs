@@ -183,7 +183,7 @@ impl<T: Scalar> DeviceEncoder<T> {
             ));
         }
         let eps = T::narrow(c.layer_norm_eps);
-        if !(eps > T::zero()) {
+        if eps.partial_cmp(&T::zero()) != Some(std::cmp::Ordering::Greater) {
             return Err(invalid(
                 "layer_norm_eps",
                 format!("{:e}", c.layer_norm_eps),
@@ -541,8 +541,8 @@ impl<T: Scalar> DeviceEncoder<T> {
             Grid::Line(n * d),
             &[
                 Arg::Buffer(&self.tokens),
-                Arg::Buffer(&position),
-                Arg::Buffer(&token_type),
+                Arg::Buffer(position),
+                Arg::Buffer(token_type),
                 Arg::Buffer(&self.embedded),
                 Arg::Size(rows),
                 Arg::Size(seq),
@@ -573,8 +573,8 @@ impl<T: Scalar> DeviceEncoder<T> {
             NAME,
             Grid::Line(self.max_positions * d),
             &[
-                Arg::Buffer(&g),
-                Arg::Buffer(&grad_position),
+                Arg::Buffer(g),
+                Arg::Buffer(grad_position),
                 Arg::Size(batch),
                 Arg::Size(seq),
                 Arg::Size(max_positions),
@@ -601,8 +601,8 @@ impl<T: Scalar> DeviceEncoder<T> {
             NAME,
             Grid::Line(self.batch * d),
             &[
-                Arg::Buffer(&x),
-                Arg::Buffer(&first),
+                Arg::Buffer(x),
+                Arg::Buffer(first),
                 Arg::Size(batch),
                 Arg::Size(seq),
                 Arg::Size(dim),
@@ -631,8 +631,8 @@ impl<T: Scalar> DeviceEncoder<T> {
             NAME,
             Grid::Line(self.rows() * d),
             &[
-                Arg::Buffer(&grad_first),
-                Arg::Buffer(&grad_x),
+                Arg::Buffer(grad_first),
+                Arg::Buffer(grad_x),
                 Arg::Size(batch),
                 Arg::Size(seq),
                 Arg::Size(dim),
@@ -689,10 +689,10 @@ impl<T: Scalar> DeviceEncoder<T> {
             "encoder_attention_scores",
             Grid::Tiles(s, s, b * h),
             &[
-                Arg::Buffer(&q),
-                Arg::Buffer(&k),
+                Arg::Buffer(q),
+                Arg::Buffer(k),
                 Arg::Buffer(&self.key_mask),
-                Arg::Buffer(&scores),
+                Arg::Buffer(scores),
                 Arg::Size(batch),
                 Arg::Size(heads),
                 Arg::Size(seq),
@@ -768,9 +768,9 @@ impl<T: Scalar> DeviceEncoder<T> {
             Grid::Line(b * h * s),
             &[
                 Arg::Buffer(&l.probs),
-                Arg::Buffer(&g),
-                Arg::Buffer(&v),
-                Arg::Buffer(&grad_scores),
+                Arg::Buffer(g),
+                Arg::Buffer(v),
+                Arg::Buffer(grad_scores),
                 Arg::Size(batch),
                 Arg::Size(heads),
                 Arg::Size(seq),
