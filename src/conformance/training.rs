@@ -154,7 +154,7 @@ pub fn check_training<T: Scalar>(
     {
         let bound = composite((r32 - r64).abs(), loss_scale, u);
         let ratio = compare(dev, r64, bound);
-        if !(ratio <= 1.0) {
+        if ratio.is_nan() || ratio > 1.0 {
             return Err(TrainingFailure::Mismatch {
                 what: "loss".into(),
                 index: i,
@@ -177,7 +177,7 @@ pub fn check_training<T: Scalar>(
         for (i, ((&d, &a), &b)) in dev.iter().zip(r32.iter()).zip(r64.iter()).enumerate() {
             let bound = composite((f64::from(a) - b).abs(), scale, u);
             let ratio = compare(d.widen(), b, bound);
-            if !(ratio <= 1.0) {
+            if ratio.is_nan() || ratio > 1.0 {
                 return Err(TrainingFailure::Mismatch {
                     what: names
                         .get(t)

@@ -65,6 +65,7 @@ struct Shared {
     matmul_tile: usize,
     programs: [OnceLock<Result<Program, Error>>; 2],
     program_builds: AtomicUsize,
+    kernel_launches: AtomicUsize,
 }
 
 /// Handle to an OpenCL device with its cached programs. Clones share everything.
@@ -119,6 +120,7 @@ impl OpenCl {
                 matmul_tile: matmul_tile(row_work_group),
                 programs: [OnceLock::new(), OnceLock::new()],
                 program_builds: AtomicUsize::new(0),
+                kernel_launches: AtomicUsize::new(0),
             }),
         })
     }
@@ -148,6 +150,7 @@ impl OpenCl {
                 matmul_tile: tile,
                 programs: [OnceLock::new(), OnceLock::new()],
                 program_builds: AtomicUsize::new(0),
+                kernel_launches: AtomicUsize::new(0),
             }),
         })
     }
@@ -173,6 +176,12 @@ impl OpenCl {
     /// How many programs this handle (and its clones) has built: at most one per scalar type.
     pub fn program_builds(&self) -> usize {
         self.shared.program_builds.load(Ordering::SeqCst)
+    }
+
+    /// How many kernels this handle (and its clones) has enqueued so far (to count the launches
+    /// of a training step).
+    pub fn kernel_launches(&self) -> usize {
+        self.shared.kernel_launches.load(Ordering::SeqCst)
     }
 
     /// Work-group size of the row kernels on this device.
@@ -300,6 +309,7 @@ impl OpenCl {
         name: &'static str,
     ) -> Result<()> {
         let kernel = kernel.map_err(|e| Error::opencl(format!("creating kernel {name}"), e))?;
+        self.shared.kernel_launches.fetch_add(1, Ordering::Relaxed);
         // SAFETY: every kernel in opencl/*.cl is launched with the argument list of its
         // signature (checked by the builder's types and names above), each buffer holds at least
         // the elements the kernel indexes (sizes validated on the host as u32 and equal to the
@@ -760,6 +770,15 @@ impl<T: Scalar> Backend<T> for OpenCl {
         steps: usize,
     ) -> Result<crate::reference::models::TrainingRun<T>> {
         train::train(self, task, config, steps)
+    }
+
+    fn train(
+        &self,
+        task: &crate::reference::models::TrainingTask<T>,
+        config: &crate::reference::models::TrainingConfig,
+        steps: usize,
+    ) -> Result<crate::reference::models::TrainingRun<T>> {
+        crate::opencl::train::train(self, task, config, steps)
     }
 
     // Losses, row-op backwards, embedding, dropout, attention: src/opencl/{losses,layers}.rs.

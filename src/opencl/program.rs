@@ -21,6 +21,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("attention.cl", include_str!("../../opencl/attention.cl")),
     ("gru.cl", include_str!("../../opencl/gru.cl")),
     ("optim.cl", include_str!("../../opencl/optim.cl")),
+    ("encoder.cl", include_str!("../../opencl/encoder.cl")),
 ];
 
 /// Side of the square matmul tile for a row work-group size: the largest power of two `t ≤ 16`

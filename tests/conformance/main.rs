@@ -5,6 +5,8 @@ mod bitwise;
 mod contrast;
 #[cfg(feature = "opencl")]
 mod device_training_gru;
+#[cfg(feature = "opencl")]
+mod device_training_encoder;
 mod invariants_seeds;
 #[cfg(feature = "opencl")]
 mod opencl_device;

@@ -37,7 +37,6 @@ impl<T: Scalar> DeviceMlp<T> {
     pub(crate) fn new(cl: &OpenCl, model: &Mlp<T>, batch: &MlpBatch<T>) -> Result<Self> {
         let widths = model.config.widths.clone();
         let rows = batch.inputs.nrows();
-        let layers = widths.len() - 1;
         let inputs = cl.upload_buffer(&batch.inputs.iter().copied().collect::<Vec<_>>())?;
         let mut activations = vec![inputs];
         let mut products = Vec::new();

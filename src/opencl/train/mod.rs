@@ -14,6 +14,7 @@
 //! Every kernel runs on one in-order queue, and every reduction has a fixed order, so a run is
 //! bitwise reproducible on the same device.
 
+mod encoder;
 mod gru;
 mod mlp;
 
@@ -89,16 +90,15 @@ impl<T: Scalar> DeviceTrainer<T> {
         let model: Box<dyn DeviceModel<T> + Send> = match task {
             TrainingTask::Mlp { model, batch } => Box::new(mlp::DeviceMlp::new(cl, model, batch)?),
             TrainingTask::Gru { model, batch } => Box::new(gru::DeviceGru::new(cl, model, batch)?),
-            // The encoder lands next (branch `train`).
-            TrainingTask::Encoder { .. } => {
-                return Err(crate::backend::unsupported::<T>("opencl", "train"))
+            TrainingTask::Encoder { model, batch } => {
+                Box::new(encoder::DeviceEncoder::new(cl, model, batch)?)
             }
         };
         let host_parameters = task.parameters();
         let lengths: Vec<usize> = host_parameters.iter().map(Array1::len).collect();
         let parameters = host_parameters
             .iter()
-            .map(|p| cl.upload_buffer(&p.to_vec()))
+            .map(|p| cl.upload_writable(&p.to_vec()))
             .collect::<Result<Vec<_>>>()?;
         let zeros = |cl: &OpenCl| -> Result<Vec<DeviceBuffer<T>>> {
             lengths.iter().map(|&n| zeroed(cl, n)).collect()
