@@ -246,6 +246,170 @@ fn op_rows<T: Scalar>(backend: &impl Backend<T>, cases: u32) -> Vec<Row> {
     ]
 }
 
+/// Rows of the losses with a reduction, the row-op VJPs, embedding, dropout and attention.
+fn layer_rows<T: Scalar>(backend: &impl Backend<T>, cases: u32) -> Vec<Row> {
+    let label = format!("{}<{}>", backend.name(), T::NAME);
+    if let Err(e) = conformance::probe(backend, "attention") {
+        return vec![Row {
+            op: "layer ops".into(),
+            backend: label,
+            cases: 0,
+            max_error_over_bound: 0.0,
+            outcome: format!("SKIPPED: {e}"),
+        }];
+    }
+    vec![
+        measure(
+            "softmax_rows_backward",
+            label.clone(),
+            cases,
+            strategy::row_backward_inputs::<T>(false),
+            |(y, g)| conformance::check_softmax_rows_backward(backend, y.view(), g.view()),
+        ),
+        measure(
+            "log_softmax_rows_backward",
+            label.clone(),
+            cases,
+            strategy::row_backward_inputs::<T>(true),
+            |(y, g)| conformance::check_log_softmax_rows_backward(backend, y.view(), g.view()),
+        ),
+        measure(
+            "bce_with_logits",
+            label.clone(),
+            cases,
+            strategy::bce_reduction_inputs::<T>(),
+            |(z, y, r)| conformance::check_bce_with_logits(backend, z.view(), y.view(), r),
+        ),
+        measure(
+            "bce_with_logits_backward",
+            label.clone(),
+            cases,
+            (
+                strategy::bce_reduction_inputs::<T>(),
+                strategy::grad_output(),
+            ),
+            |((z, y, r), g)| {
+                conformance::check_bce_with_logits_backward(
+                    backend,
+                    z.view(),
+                    y.view(),
+                    r,
+                    T::narrow(g),
+                )
+            },
+        ),
+        measure(
+            "mse",
+            label.clone(),
+            cases,
+            strategy::mse_inputs::<T>(),
+            |(p, t, r)| conformance::check_mse(backend, p.view(), t.view(), r),
+        ),
+        measure(
+            "mse_backward",
+            label.clone(),
+            cases,
+            (strategy::mse_inputs::<T>(), strategy::grad_output()),
+            |((p, t, r), g)| {
+                conformance::check_mse_backward(backend, p.view(), t.view(), r, T::narrow(g))
+            },
+        ),
+        measure(
+            "cross_entropy",
+            label.clone(),
+            cases,
+            strategy::cross_entropy_inputs::<T>(),
+            |(x, t, ignore, r)| {
+                conformance::check_cross_entropy(backend, x.view(), t.view(), ignore, r)
+            },
+        ),
+        measure(
+            "cross_entropy_backward",
+            label.clone(),
+            cases,
+            (
+                strategy::cross_entropy_inputs::<T>(),
+                strategy::grad_output(),
+            ),
+            |((x, t, ignore, r), g)| {
+                conformance::check_cross_entropy_backward(
+                    backend,
+                    x.view(),
+                    t.view(),
+                    ignore,
+                    r,
+                    T::narrow(g),
+                )
+            },
+        ),
+        measure(
+            "embedding",
+            label.clone(),
+            cases,
+            strategy::embedding_inputs::<T>(),
+            |(table, ids)| conformance::check_embedding(backend, table.view(), ids.view()),
+        ),
+        measure(
+            "embedding_backward",
+            label.clone(),
+            cases,
+            strategy::embedding_backward_inputs::<T>(),
+            |(vocab, ids, g)| {
+                conformance::check_embedding_backward(backend, vocab, ids.view(), g.view())
+            },
+        ),
+        measure(
+            "dropout",
+            label.clone(),
+            cases,
+            strategy::dropout_inputs::<T>(),
+            |(x, p, key)| conformance::check_dropout(backend, x.view(), p, key),
+        ),
+        measure(
+            "dropout_backward",
+            label.clone(),
+            cases,
+            strategy::dropout_backward_inputs::<T>(),
+            |(g, mask, scale)| {
+                conformance::check_dropout_backward(backend, g.view(), mask.view(), scale)
+            },
+        ),
+        measure(
+            "attention",
+            label.clone(),
+            cases,
+            strategy::attention_inputs::<T>(),
+            |(q, k, v, m)| {
+                conformance::check_attention(backend, q.view(), k.view(), v.view(), m.view())
+            },
+        ),
+        measure(
+            "attention_backward",
+            label.clone(),
+            cases,
+            strategy::attention_backward_inputs::<T>(),
+            |((q, k, v, m), g)| {
+                conformance::check_attention_backward(
+                    backend,
+                    q.view(),
+                    k.view(),
+                    v.view(),
+                    m.view(),
+                    g.view(),
+                )
+                .map(|a| Agreement {
+                    elements: a.grad_q.elements + a.grad_k.elements + a.grad_v.elements,
+                    max_error_over_bound: a
+                        .grad_q
+                        .max_error_over_bound
+                        .max(a.grad_k.max_error_over_bound)
+                        .max(a.grad_v.max_error_over_bound),
+                })
+            },
+        ),
+    ]
+}
+
 fn invariant_rows<T: Scalar>(backend: &impl Backend<T>, cases: u32) -> Vec<(String, String)> {
     let label = format!("{}<{}>", backend.name(), T::NAME);
     let run = |name: &str, result: Result<(), String>| {
@@ -329,17 +493,26 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(64u32);
     let started = std::time::Instant::now();
+    // `--layers`: only the loss, row-VJP, embedding, dropout and attention rows.
+    let layers_only = args.iter().any(|a| a == "--layers");
     let mut rows = Vec::new();
     let mut invariant_results = Vec::new();
-    rows.extend(op_rows::<f32>(&Reference, cases));
-    invariant_results.extend(invariant_rows::<f32>(&Reference, cases));
+    if !layers_only {
+        rows.extend(op_rows::<f32>(&Reference, cases));
+        invariant_results.extend(invariant_rows::<f32>(&Reference, cases));
+    }
+    rows.extend(layer_rows::<f32>(&Reference, cases));
     match mloracle::OpenCl::new() {
         Ok(device) => {
             println!("device: {}", device.device_label());
-            rows.extend(op_rows::<f32>(&device, cases));
-            rows.extend(op_rows::<f64>(&device, cases));
-            invariant_results.extend(invariant_rows::<f32>(&device, cases));
-            invariant_results.extend(invariant_rows::<f64>(&device, cases));
+            if !layers_only {
+                rows.extend(op_rows::<f32>(&device, cases));
+                rows.extend(op_rows::<f64>(&device, cases));
+                invariant_results.extend(invariant_rows::<f32>(&device, cases));
+                invariant_results.extend(invariant_rows::<f64>(&device, cases));
+            }
+            rows.extend(layer_rows::<f32>(&device, cases));
+            rows.extend(layer_rows::<f64>(&device, cases));
         }
         Err(e) => println!("device: none ({e}); OpenCL rows SKIPPED"),
     }

@@ -6,6 +6,8 @@ mod contrast;
 mod invariants_seeds;
 #[cfg(feature = "opencl")]
 mod opencl_device;
+#[cfg(feature = "opencl")]
+mod opencl_layers;
 mod planted;
 mod reference_gru;
 mod reference_models;
