@@ -4,7 +4,7 @@
 use ndarray::{Array2, Array4, ArrayView1, ArrayView2, ArrayView4};
 use proptest::test_runner::TestCaseResult;
 
-use super::losses::agree_dyn;
+use super::losses::{agree_dyn, Parity};
 use super::{
     agree, as_property, backend_error, models, reference_error, widen2, CheckFailure, CheckResult,
 };
@@ -281,12 +281,7 @@ pub fn check_attention_backward<T: Scalar>(
 /// `p`, inconsistent shapes, empty head dims), through `parity(op, case, expected, actual)`.
 pub(super) fn layer_error_parity<T: Scalar>(
     backend: &impl Backend<T>,
-    parity: &mut dyn FnMut(
-        &'static str,
-        &str,
-        Result<String, Error>,
-        Result<String, Error>,
-    ) -> Result<(), Box<CheckFailure>>,
+    parity: &mut Parity<'_>,
 ) -> Result<(), Box<CheckFailure>> {
     let reference = reference::Reference;
     let show2 = |r: Result<Array2<T>, Error>| r.map(|v| format!("{v:?}"));

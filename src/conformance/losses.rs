@@ -13,6 +13,16 @@ use crate::reference::Reduction;
 use crate::tolerance::{self, ArithModel};
 use crate::{reference, Backend, Error, Scalar};
 
+/// The error-parity reporter of [`super::errors_match_reference`]:
+/// `parity(op, case, reference result, backend result)`.
+pub(super) type Parity<'a> = dyn FnMut(
+        &'static str,
+        &str,
+        Result<String, Error>,
+        Result<String, Error>,
+    ) -> Result<(), Box<CheckFailure>>
+    + 'a;
+
 /// Compare one scalar result (a reduced loss) within `bound`.
 fn agree_scalar<T: Scalar>(
     op: &str,
@@ -355,12 +365,7 @@ pub fn cross_entropy_is_exactly_zero_past_24_ln_2<T: Scalar>(
 /// reported through `parity(op, case, expected, actual)`.
 pub(super) fn loss_error_parity<T: Scalar>(
     backend: &impl Backend<T>,
-    parity: &mut dyn FnMut(
-        &'static str,
-        &str,
-        Result<String, Error>,
-        Result<String, Error>,
-    ) -> Result<(), Box<CheckFailure>>,
+    parity: &mut Parity<'_>,
 ) -> Result<(), Box<CheckFailure>> {
     let reference = reference::Reference;
     let show = |r: Result<T, Error>| r.map(|v| format!("{v:?}"));
