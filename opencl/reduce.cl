@@ -230,3 +230,43 @@ void log_softmax_rows(__global const REAL* restrict x, __global REAL* restrict y
     for (uint j = vectors * ROW_VEC + lid; j < col_count; j += ROW_WG)
         out[j] = (row[j] - m) - log_denominator;
 }
+
+/* VJP of softmax_rows from its output y, one work-group per row (fixed tree for the dot):
+ * s_r = sum_k g_rk * y_rk,  dx_rj = (y_rj * (g_rj - s_r)) * scale.
+ * scale = 1 for the op itself (an exact product); attention passes its 1/sqrt(d).
+ * Bound: tolerance::softmax_rows_backward */
+__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+void softmax_rows_backward(__global const REAL* restrict y, __global const REAL* restrict g,
+                           __global REAL* restrict dx, const REAL scale,
+                           const uint row_count, const uint col_count)
+{
+    __local REAL scratch[ROW_WG];
+    const uint r = get_group_id(0);
+    if (r >= row_count) return; /* uniform per work-group */
+    const size_t offset = (size_t)r * col_count;
+    REAL partial = (REAL)0;
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG)
+        partial += g[offset + j] * y[offset + j];
+    const REAL s = work_group_tree_sum(scratch, partial);
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG)
+        dx[offset + j] = (y[offset + j] * (g[offset + j] - s)) * scale;
+}
+
+/* VJP of log_softmax_rows from its output y, one work-group per row:
+ * s_r = sum_k g_rk (fixed tree),  dx_rj = g_rj - exp(y_rj) * s_r.
+ * Bound: tolerance::log_softmax_rows_backward */
+__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+void log_softmax_rows_backward(__global const REAL* restrict y, __global const REAL* restrict g,
+                               __global REAL* restrict dx,
+                               const uint row_count, const uint col_count)
+{
+    __local REAL scratch[ROW_WG];
+    const uint r = get_group_id(0);
+    if (r >= row_count) return;
+    const size_t offset = (size_t)r * col_count;
+    REAL partial = (REAL)0;
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) partial += g[offset + j];
+    const REAL s = work_group_tree_sum(scratch, partial);
+    for (uint j = get_local_id(0); j < col_count; j += ROW_WG)
+        dx[offset + j] = g[offset + j] - exp(y[offset + j]) * s;
+}

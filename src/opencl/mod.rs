@@ -8,7 +8,9 @@
 mod bench;
 mod context;
 mod elementwise;
+mod layers;
 mod linalg;
+mod losses;
 mod norm;
 mod optim;
 mod program;
@@ -19,6 +21,8 @@ pub use bench::{
 };
 
 pub use context::DEVICE_ENV;
+pub use layers::AttentionLayout;
+pub use losses::DeviceIndices;
 pub use program::{
     matmul_geometry, matmul_tile, options as build_options,
     options_with_tile as build_options_with_tile, source as program_source, SOURCES,
@@ -28,11 +32,15 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Dimension};
+use ndarray::{
+    Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Dimension, Ix2,
+};
 use ocl::{flags, Buffer, Kernel, Program};
 
-use crate::backend::LayerNormGrads;
+use crate::backend::{AttentionGrads, LayerNormGrads};
 use crate::reference::optim::{AdamHyper, AdamState, SgdHyper, SgdState};
+use crate::reference::{DropoutOutput, Reduction};
+use crate::rng::RandomKey;
 use crate::{validate, Backend, Error, Result, Scalar};
 use context::DeviceContext;
 
@@ -781,6 +789,134 @@ impl<T: Scalar> Backend<T> for OpenCl {
 
     fn clip_grad_value(&self, gradients: &mut [Array1<T>], clip_value: f64) -> Result<()> {
         self.backend_clip_grad_value(gradients, clip_value)
+    }
+
+    // Losses, row-op backwards, embedding, dropout, attention: src/opencl/{losses,layers}.rs.
+    fn softmax_rows_backward(
+        &self,
+        y: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        self.backend_row_backward("softmax_rows_backward", y, grad_output)
+    }
+
+    fn log_softmax_rows_backward(
+        &self,
+        y: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        self.backend_row_backward("log_softmax_rows_backward", y, grad_output)
+    }
+
+    fn bce_with_logits(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+        reduction: Reduction,
+    ) -> Result<T> {
+        self.backend_bce_with_logits(logits, labels, reduction)
+    }
+
+    fn bce_with_logits_backward(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        self.backend_bce_with_logits_backward(logits, labels, reduction, grad_output)
+    }
+
+    fn mse(
+        &self,
+        prediction: ArrayView2<'_, T>,
+        target: ArrayView2<'_, T>,
+        reduction: Reduction,
+    ) -> Result<T> {
+        self.backend_mse(prediction, target, reduction)
+    }
+
+    fn mse_backward(
+        &self,
+        prediction: ArrayView2<'_, T>,
+        target: ArrayView2<'_, T>,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array2<T>> {
+        self.backend_mse_backward(prediction, target, reduction, grad_output)
+    }
+
+    fn cross_entropy(
+        &self,
+        logits: ArrayView2<'_, T>,
+        targets: ArrayView1<'_, i64>,
+        ignore_index: i64,
+        reduction: Reduction,
+    ) -> Result<T> {
+        self.backend_cross_entropy(logits, targets, ignore_index, reduction)
+    }
+
+    fn cross_entropy_backward(
+        &self,
+        logits: ArrayView2<'_, T>,
+        targets: ArrayView1<'_, i64>,
+        ignore_index: i64,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array2<T>> {
+        self.backend_cross_entropy_backward(logits, targets, ignore_index, reduction, grad_output)
+    }
+
+    fn embedding(&self, table: ArrayView2<'_, T>, ids: ArrayView1<'_, usize>) -> Result<Array2<T>> {
+        self.backend_embedding(table, ids)
+    }
+
+    fn embedding_backward(
+        &self,
+        vocab: usize,
+        ids: ArrayView1<'_, usize>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        self.backend_embedding_backward(vocab, ids, grad_output)
+    }
+
+    fn dropout(
+        &self,
+        x: ArrayView2<'_, T>,
+        p: f64,
+        key: RandomKey,
+    ) -> Result<DropoutOutput<T, Ix2>> {
+        self.backend_dropout(x, p, key)
+    }
+
+    fn dropout_backward(
+        &self,
+        grad_output: ArrayView2<'_, T>,
+        mask: ArrayView2<'_, bool>,
+        scale: T,
+    ) -> Result<Array2<T>> {
+        self.backend_dropout_backward(grad_output, mask, scale)
+    }
+
+    fn attention(
+        &self,
+        q: ArrayView4<'_, T>,
+        k: ArrayView4<'_, T>,
+        v: ArrayView4<'_, T>,
+        key_mask: ArrayView2<'_, T>,
+    ) -> Result<Array4<T>> {
+        self.backend_attention(q, k, v, key_mask)
+    }
+
+    fn attention_backward(
+        &self,
+        q: ArrayView4<'_, T>,
+        k: ArrayView4<'_, T>,
+        v: ArrayView4<'_, T>,
+        key_mask: ArrayView2<'_, T>,
+        grad_output: ArrayView4<'_, T>,
+    ) -> Result<AttentionGrads<T>> {
+        self.backend_attention_backward(q, k, v, key_mask, grad_output)
     }
 }
 

@@ -17,6 +17,9 @@ pub const SOURCES: &[(&str, &str)] = &[
     ),
     ("norm.cl", include_str!("../../opencl/norm.cl")),
     ("optim.cl", include_str!("../../opencl/optim.cl")),
+    ("random.cl", include_str!("../../opencl/random.cl")),
+    ("embedding.cl", include_str!("../../opencl/embedding.cl")),
+    ("attention.cl", include_str!("../../opencl/attention.cl")),
 ];
 
 /// Side of the square matmul tile for a row work-group size: the largest power of two `t ≤ 16`

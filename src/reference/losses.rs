@@ -210,7 +210,7 @@ pub fn mse_backward<T: Float, D: Dimension>(
     Ok(gradient)
 }
 
-fn validate_mse<T, D: Dimension>(
+pub(crate) fn validate_mse<T, D: Dimension>(
     op: &'static str,
     prediction: &ArrayView<'_, T, D>,
     target: &ArrayView<'_, T, D>,
@@ -330,7 +330,7 @@ pub fn cross_entropy_backward<T: Float>(
     Ok(gradient)
 }
 
-fn validate_cross_entropy<T>(
+pub(crate) fn validate_cross_entropy<T>(
     op: &'static str,
     logits: ArrayView2<'_, T>,
     targets: ArrayView1<'_, i64>,

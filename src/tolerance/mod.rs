@@ -12,6 +12,12 @@
 //! Bounds are evaluated in f64 from the f64 reference quantities of the same (already rounded)
 //! inputs. No constant here was tuned to make a test pass.
 
+mod losses;
+
+pub use losses::{
+    bce_with_logits, bce_with_logits_backward, cross_entropy_backward, mse_backward, mse_loss,
+};
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
 
 use crate::Scalar;
