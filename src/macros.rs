@@ -566,6 +566,273 @@ macro_rules! backend_tests {
                 );
             }
 
+            // Losses with a reduction, row-op VJPs, embedding, dropout, attention.
+            #[test]
+            fn softmax_rows_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("softmax_rows_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["softmax_rows_backward"],
+                    strategy::row_backward_inputs::<$scalar>(false),
+                    |b, (y, g)| {
+                        conformance::softmax_rows_backward_matches_reference(b, y.view(), g.view())
+                    },
+                );
+            }
+
+            #[test]
+            fn log_softmax_rows_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("log_softmax_rows_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["log_softmax_rows_backward"],
+                    strategy::row_backward_inputs::<$scalar>(true),
+                    |b, (y, g)| {
+                        conformance::log_softmax_rows_backward_matches_reference(
+                            b,
+                            y.view(),
+                            g.view(),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn bce_with_logits_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("bce_with_logits_matches_reference"),
+                    file!(),
+                    $make,
+                    &["bce_with_logits"],
+                    strategy::bce_reduction_inputs::<$scalar>(),
+                    |b, (z, y, r)| {
+                        conformance::bce_with_logits_matches_reference(b, z.view(), y.view(), r)
+                    },
+                );
+            }
+
+            #[test]
+            fn bce_with_logits_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("bce_with_logits_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["bce_with_logits_backward"],
+                    (
+                        strategy::bce_reduction_inputs::<$scalar>(),
+                        strategy::grad_output(),
+                    ),
+                    |b, ((z, y, r), g)| {
+                        conformance::bce_with_logits_backward_matches_reference(
+                            b,
+                            z.view(),
+                            y.view(),
+                            r,
+                            <$scalar as $crate::Scalar>::narrow(g),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn mse_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("mse_matches_reference"),
+                    file!(),
+                    $make,
+                    &["mse"],
+                    strategy::mse_inputs::<$scalar>(),
+                    |b, (p, t, r)| conformance::mse_matches_reference(b, p.view(), t.view(), r),
+                );
+            }
+
+            #[test]
+            fn mse_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("mse_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["mse_backward"],
+                    (strategy::mse_inputs::<$scalar>(), strategy::grad_output()),
+                    |b, ((p, t, r), g)| {
+                        conformance::mse_backward_matches_reference(
+                            b,
+                            p.view(),
+                            t.view(),
+                            r,
+                            <$scalar as $crate::Scalar>::narrow(g),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn cross_entropy_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("cross_entropy_matches_reference"),
+                    file!(),
+                    $make,
+                    &["cross_entropy"],
+                    strategy::cross_entropy_inputs::<$scalar>(),
+                    |b, (x, t, ignore, r)| {
+                        conformance::cross_entropy_matches_reference(
+                            b,
+                            x.view(),
+                            t.view(),
+                            ignore,
+                            r,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn cross_entropy_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("cross_entropy_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["cross_entropy_backward"],
+                    (
+                        strategy::cross_entropy_inputs::<$scalar>(),
+                        strategy::grad_output(),
+                    ),
+                    |b, ((x, t, ignore, r), g)| {
+                        conformance::cross_entropy_backward_matches_reference(
+                            b,
+                            x.view(),
+                            t.view(),
+                            ignore,
+                            r,
+                            <$scalar as $crate::Scalar>::narrow(g),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn cross_entropy_is_exactly_zero_past_24_ln_2() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("cross_entropy_is_exactly_zero_past_24_ln_2"),
+                    file!(),
+                    $make,
+                    &["cross_entropy", "cross_entropy_backward"],
+                    (strategy::large_margins(), -50.0f64..=50.0),
+                    |b, (margins, shift)| {
+                        conformance::cross_entropy_is_exactly_zero_past_24_ln_2::<$scalar>(
+                            b, &margins, shift,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn embedding_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("embedding_matches_reference"),
+                    file!(),
+                    $make,
+                    &["embedding"],
+                    strategy::embedding_inputs::<$scalar>(),
+                    |b, (table, ids)| {
+                        conformance::embedding_matches_reference(b, table.view(), ids.view())
+                    },
+                );
+            }
+
+            #[test]
+            fn embedding_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("embedding_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["embedding_backward"],
+                    strategy::embedding_backward_inputs::<$scalar>(),
+                    |b, (vocab, ids, g)| {
+                        conformance::embedding_backward_matches_reference(
+                            b,
+                            vocab,
+                            ids.view(),
+                            g.view(),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn dropout_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("dropout_matches_reference"),
+                    file!(),
+                    $make,
+                    &["dropout"],
+                    strategy::dropout_inputs::<$scalar>(),
+                    |b, (x, p, key)| conformance::dropout_matches_reference(b, x.view(), p, key),
+                );
+            }
+
+            #[test]
+            fn dropout_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("dropout_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["dropout_backward"],
+                    strategy::dropout_backward_inputs::<$scalar>(),
+                    |b, (g, mask, scale)| {
+                        conformance::dropout_backward_matches_reference(
+                            b,
+                            g.view(),
+                            mask.view(),
+                            scale,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn attention_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("attention_matches_reference"),
+                    file!(),
+                    $make,
+                    &["attention"],
+                    strategy::attention_inputs::<$scalar>(),
+                    |b, (q, k, v, m)| {
+                        conformance::attention_matches_reference(
+                            b,
+                            q.view(),
+                            k.view(),
+                            v.view(),
+                            m.view(),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn attention_backward_matches_reference() {
+                harness::run_property::<$scalar, _, _>(
+                    &name("attention_backward_matches_reference"),
+                    file!(),
+                    $make,
+                    &["attention_backward"],
+                    strategy::attention_backward_inputs::<$scalar>(),
+                    |b, ((q, k, v, m), g)| {
+                        conformance::attention_backward_matches_reference(
+                            b,
+                            q.view(),
+                            k.view(),
+                            v.view(),
+                            m.view(),
+                            g.view(),
+                        )
+                    },
+                );
+            }
+
             #[test]
             fn errors_match_reference() {
                 harness::run_fixed::<$scalar, _, _>(

@@ -731,3 +731,289 @@ pub fn std_inputs<T: Scalar>() -> impl Strategy<Value = (Array1<T>, usize)> {
         (values.prop_map(tensor::<T>), Just(correction))
     })
 }
+
+/// A loss reduction: `Mean` or `Sum`.
+pub fn reduction() -> impl Strategy<Value = crate::reference::Reduction> {
+    prop_oneof![
+        Just(crate::reference::Reduction::Mean),
+        Just(crate::reference::Reduction::Sum)
+    ]
+}
+
+/// `(y, g)` for the row-softmax VJPs: `y` = the f64 reference's `softmax_rows` (or
+/// `log_softmax_rows` when `log`) of a [`logits_matrix`] row set, rounded to `T` (finite rows:
+/// the uniform and dominant-entry kinds of [`row_values`] at scales up to `1e4`), and a
+/// same-shape upstream gradient of [`grad_value`]s.
+pub fn row_backward_inputs<T: Scalar>(log: bool) -> impl Strategy<Value = (Array2<T>, Array2<T>)> {
+    prop_oneof![
+        12 => (0usize..=6, row_length()),
+        1 => (1usize..=2, long_length()),
+    ]
+    .prop_flat_map(move |(rows, cols)| {
+        let row = prop_oneof![
+            3 => prop::sample::select(ROW_SCALES).prop_flat_map(move |s| vec(-s..=s, cols)),
+            1 => (vec(-1.0f64..=1.0, cols), 0..cols, prop::sample::select(vec![30.0, 88.8, -88.8]))
+                .prop_map(|(mut v, i, big)| {
+                    v[i] = big;
+                    v
+                }),
+        ];
+        (
+            vec(row, rows).prop_map(move |r| {
+                let x = matrix_from_rows::<f64>(r, cols);
+                let y = if log {
+                    crate::reference::log_softmax_rows(x.view())
+                } else {
+                    crate::reference::softmax_rows(x.view())
+                };
+                y.unwrap_or_else(|_| Array2::zeros((rows, cols)))
+                    .mapv(T::narrow)
+            }),
+            matrix_of::<T>((rows, cols), grad_value()),
+        )
+    })
+}
+
+/// `(logits, labels, reduction)` for BCE with a reduction ([`bce_inputs`]; an empty pair only
+/// with `Sum`, whose value is 0).
+pub fn bce_reduction_inputs<T: Scalar>(
+) -> impl Strategy<Value = (Array1<T>, Array1<T>, crate::reference::Reduction)> {
+    (bce_inputs::<T>(), reduction()).prop_map(|((z, y), r)| {
+        let r = if z.is_empty() {
+            crate::reference::Reduction::Sum
+        } else {
+            r
+        };
+        (z, y, r)
+    })
+}
+
+/// `(prediction, target, reduction)` for MSE: an [`elementwise_shape`] (0 to 4 rows of a
+/// [`row_length`]) or a long row, values uniform at a scale in `{1, 100, 1e4}` (no overflow of
+/// the squares in f32); an empty shape only with `Sum`.
+pub fn mse_inputs<T: Scalar>(
+) -> impl Strategy<Value = (Array2<T>, Array2<T>, crate::reference::Reduction)> {
+    (
+        prop_oneof![12 => elementwise_shape(), 1 => (Just(1usize), long_length())],
+        prop::sample::select(vec![1.0f64, 100.0, 1e4]),
+        reduction(),
+    )
+        .prop_flat_map(|(shape, s, r)| {
+            let r = if shape.0 * shape.1 == 0 {
+                crate::reference::Reduction::Sum
+            } else {
+                r
+            };
+            (
+                matrix_of::<T>(shape, -s..=s),
+                matrix_of::<T>(shape, -s..=s),
+                Just(r),
+            )
+        })
+}
+
+/// `(logits [rows, classes], targets, ignore_index, reduction)` for cross-entropy: rows from
+/// [`row_values`] (including huge margins, where the f32 loss is exactly 0, THEORY.md A4),
+/// 0 to 6 rows of a [`row_length`] of classes (1, odd, around work-group sizes, thousands) or
+/// 1–2 long rows; targets in range or `ignore_index` (`-100` or `-1`; sometimes every row);
+/// zero rows only with `Sum`.
+#[allow(
+    clippy::type_complexity,
+    reason = "the tuple is the op's argument list"
+)]
+pub fn cross_entropy_inputs<T: Scalar>(
+) -> impl Strategy<Value = (Array2<T>, Array1<i64>, i64, crate::reference::Reduction)> {
+    (
+        logits_matrix::<T>(),
+        prop::sample::select(vec![-100i64, -1]),
+        reduction(),
+        0u32..8,
+    )
+        .prop_flat_map(|(x, ignore, r, ignore_all)| {
+            let (rows, cols) = x.dim();
+            let cols64 = i64::try_from(cols).unwrap_or(i64::MAX);
+            let target = prop_oneof![4 => 0..cols64.max(1), 1 => Just(ignore)];
+            let r = if rows == 0 {
+                crate::reference::Reduction::Sum
+            } else {
+                r
+            };
+            (
+                Just(x),
+                vec(target, rows).prop_map(move |t| {
+                    // One case in eight ignores every row (mean: NaN, sum: 0).
+                    if ignore_all == 0 {
+                        vec![ignore; t.len()]
+                    } else {
+                        t
+                    }
+                }),
+                Just(ignore),
+                Just(r),
+            )
+        })
+        .prop_map(|(x, t, ignore, r)| (x, Array1::from(t), ignore, r))
+}
+
+/// Margins past `24 ln 2` (THEORY.md A4): 1 to 8 values in `[16.7, 80]`.
+pub fn large_margins() -> impl Strategy<Value = Vec<f64>> {
+    vec(16.7f64..=80.0, 1..=8)
+}
+
+/// `(table [vocab, dim], ids)` for embedding: vocabularies of 1 to 40 (or 1000), dims from
+/// [`row_length`] (1, odd, 255/256/257, thousands), 0 to 40 ids (or 300) drawn with
+/// repetitions.
+pub fn embedding_inputs<T: Scalar>() -> impl Strategy<Value = (Array2<T>, Array1<usize>)> {
+    (
+        prop_oneof![4 => 1usize..=40, 1 => Just(1000usize)],
+        prop_oneof![6 => 1usize..=17, 2 => prop::sample::select(vec![31usize, 64, 255, 257]), 1 => 1000usize..=3000],
+        prop_oneof![4 => 0usize..=40, 1 => Just(300usize)],
+    )
+        .prop_flat_map(|(vocab, dim, count)| {
+            (
+                matrix_of::<T>((vocab, dim), -10.0f64..=10.0),
+                vec(0..vocab, count).prop_map(Array1::from),
+            )
+        })
+}
+
+/// `(vocab, ids, grad_output [ids, dim])` for the embedding VJP: as [`embedding_inputs`], with
+/// small vocabularies so ids repeat (the accumulation order matters) and
+/// [`grad_value`]-sized gradients.
+pub fn embedding_backward_inputs<T: Scalar>(
+) -> impl Strategy<Value = (usize, Array1<usize>, Array2<T>)> {
+    (
+        prop_oneof![4 => 1usize..=8, 1 => 9usize..=300],
+        prop_oneof![6 => 1usize..=17, 2 => prop::sample::select(vec![31usize, 64, 255, 257]), 1 => 1000usize..=2000],
+        prop_oneof![4 => 0usize..=40, 1 => 257usize..=600],
+    )
+        .prop_flat_map(|(vocab, dim, count)| {
+            (
+                Just(vocab),
+                vec(0..vocab, count).prop_map(Array1::from),
+                matrix_of::<T>((count, dim), -4.0f64..=4.0),
+            )
+        })
+}
+
+/// A dropout key: any seed, step and tensor id (high words included, so the derived Philox
+/// key and counters use every bit).
+pub fn random_key() -> impl Strategy<Value = crate::rng::RandomKey> {
+    (
+        any::<u64>(),
+        prop_oneof![0u64..=100, any::<u64>()],
+        0u64..=64,
+    )
+        .prop_map(|(seed, step, tensor_id)| crate::rng::RandomKey {
+            seed,
+            step,
+            tensor_id,
+        })
+}
+
+/// A dropout probability: 0 (identity), common values, one just below 1, or uniform.
+pub fn dropout_p() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        1 => prop::sample::select(vec![0.0, 0.1, 0.5, 0.9, 0.999_999]),
+        1 => 0.0f64..0.99,
+    ]
+}
+
+/// `(x, p, key)` for dropout: [`activation_input`] shapes (lengths not multiples of 4, around
+/// work-group sizes) and values, [`dropout_p`], [`random_key`].
+pub fn dropout_inputs<T: Scalar>() -> impl Strategy<Value = (Array2<T>, f64, crate::rng::RandomKey)>
+{
+    (activation_input::<T>(), dropout_p(), random_key())
+}
+
+/// `(g, mask, scale)` for the dropout VJP: the mask of [`crate::reference::dropout_mask`] for a
+/// drawn `(p, key)` and its scale in `T`, with [`grad_value`] gradients.
+pub fn dropout_backward_inputs<T: Scalar>() -> impl Strategy<Value = (Array2<T>, Array2<bool>, T)> {
+    (elementwise_shape(), dropout_p(), random_key()).prop_flat_map(|(shape, p, key)| {
+        let mask = crate::reference::dropout_mask(shape, p, key)
+            .unwrap_or_else(|_| Array2::from_elem(shape, true));
+        let scale = crate::reference::dropout_scale::<T>(p).unwrap_or_else(|_| T::one());
+        (matrix_of::<T>(shape, grad_value()), Just(mask), Just(scale))
+    })
+}
+
+/// `(q, k, v, key_mask)` for attention: batch 1–2, heads 1–3, query and key lengths 1 to 20 or
+/// 31–33 (around tile sizes), head dims 1 to 16 or 17/33/64, value dims independent; entries
+/// uniform at a scale in `{0.1, 1, 4}`; mask entries 0, or a large negative value (`−1e4`,
+/// `−1e9`) dropping a key, never every key of a row.
+#[allow(
+    clippy::type_complexity,
+    reason = "the tuple is the op's argument list"
+)]
+pub fn attention_inputs<T: Scalar>() -> impl Strategy<
+    Value = (
+        ndarray::Array4<T>,
+        ndarray::Array4<T>,
+        ndarray::Array4<T>,
+        Array2<T>,
+    ),
+> {
+    let seq = || prop_oneof![4 => 1usize..=20, 1 => 31usize..=33];
+    let dim = || prop_oneof![4 => 1usize..=16, 1 => prop::sample::select(vec![17usize, 33, 64])];
+    (
+        1usize..=2,
+        1usize..=3,
+        seq(),
+        seq(),
+        dim(),
+        dim(),
+        prop::sample::select(vec![0.1f64, 1.0, 4.0]),
+    )
+        .prop_flat_map(|(b, h, s_q, s_k, d, d_v, scale)| {
+            let tensor = move |s: usize, e: usize| {
+                vec(-scale..=scale, b * h * s * e).prop_map(move |v| {
+                    ndarray::Array4::from_shape_vec((b, h, s, e), narrow::<T>(&v))
+                        .unwrap_or_else(|_| ndarray::Array4::zeros((b, h, s, e)))
+                })
+            };
+            let mask_value =
+                prop_oneof![4 => Just(0.0f64), 1 => prop::sample::select(vec![-1e4, -1e9])];
+            (
+                tensor(s_q, d),
+                tensor(s_k, d),
+                tensor(s_k, d_v),
+                (vec(mask_value, b * s_k), vec(0..s_k, b)).prop_map(move |(mut m, keep)| {
+                    // Key `keep[i]` of batch entry i stays unmasked: no all-masked row.
+                    for (i, &j) in keep.iter().enumerate() {
+                        m[i * s_k + j] = 0.0;
+                    }
+                    Array2::from_shape_vec((b, s_k), narrow::<T>(&m))
+                        .unwrap_or_else(|_| Array2::zeros((b, s_k)))
+                }),
+            )
+        })
+}
+
+/// [`attention_inputs`] with an upstream gradient `[b, h, s_q, d_v]` of [`grad_value`]s.
+#[allow(
+    clippy::type_complexity,
+    reason = "the tuple is the op's argument list"
+)]
+pub fn attention_backward_inputs<T: Scalar>() -> impl Strategy<
+    Value = (
+        (
+            ndarray::Array4<T>,
+            ndarray::Array4<T>,
+            ndarray::Array4<T>,
+            Array2<T>,
+        ),
+        ndarray::Array4<T>,
+    ),
+> {
+    attention_inputs::<T>().prop_flat_map(|inputs| {
+        let (b, h, s_q, _) = inputs.0.dim();
+        let d_v = inputs.2.dim().3;
+        (
+            Just(inputs),
+            vec(grad_value(), b * h * s_q * d_v).prop_map(move |v| {
+                ndarray::Array4::from_shape_vec((b, h, s_q, d_v), narrow::<T>(&v))
+                    .unwrap_or_else(|_| ndarray::Array4::zeros((b, h, s_q, d_v)))
+            }),
+        )
+    })
+}

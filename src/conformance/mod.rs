@@ -7,6 +7,24 @@
 //! own inputs widened exactly, and the bound is `bound_T + bound_f64` (THEORY.md E4).
 
 pub mod training;
+mod layers;
+mod losses;
+
+pub use layers::{
+    attention_backward_matches_reference, attention_matches_reference, check_attention,
+    check_attention_backward, check_dropout, check_dropout_backward, check_embedding,
+    check_embedding_backward, dropout_backward_matches_reference, dropout_matches_reference,
+    embedding_backward_matches_reference, embedding_matches_reference, AttentionBackwardAgreement,
+};
+pub use losses::{
+    bce_with_logits_backward_matches_reference, bce_with_logits_matches_reference,
+    check_bce_with_logits, check_bce_with_logits_backward, check_cross_entropy,
+    check_cross_entropy_backward, check_log_softmax_rows_backward, check_mse, check_mse_backward,
+    check_softmax_rows_backward, cross_entropy_backward_matches_reference,
+    cross_entropy_is_exactly_zero_past_24_ln_2, cross_entropy_matches_reference,
+    log_softmax_rows_backward_matches_reference, mse_backward_matches_reference,
+    mse_matches_reference, softmax_rows_backward_matches_reference,
+};
 
 use std::fmt;
 
@@ -1065,9 +1083,12 @@ pub fn errors_match_reference<T: Scalar>(
             grads(backend.layer_norm_backward(x, gamma, gamma, eps, g)),
         )?;
     }
-    checked += linalg_errors_match_reference(backend)?;
-    checked += optim::optim_errors_match_reference(backend)?;
-    Ok(checked)
+    losses::loss_error_parity(backend, &mut parity)?;
+    layers::layer_error_parity(backend, &mut parity)?;
+    let mut total = checked;
+    total += linalg_errors_match_reference(backend)?;
+    total += optim::optim_errors_match_reference(backend)?;
+    Ok(total)
 }
 
 /// An elementwise forward op called through `dyn Backend` (for the parity table).

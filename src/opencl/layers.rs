@@ -200,7 +200,12 @@ impl OpenCl {
         const OP: &str = "embedding_backward";
         self.check_ids(OP, ids, vocab, count)?;
         check_nonzero(OP, "dim", dim)?;
-        check_buffer(OP, "grad_output", grad_output.len, count.saturating_mul(dim))?;
+        check_buffer(
+            OP,
+            "grad_output",
+            grad_output.len,
+            count.saturating_mul(dim),
+        )?;
         check_buffer(OP, "grad_table", grad_table.len, vocab.saturating_mul(dim))?;
         let program = self.program::<T>(OP)?;
         let wg = self.shared.row_work_group;
@@ -738,7 +743,13 @@ impl OpenCl {
         validate::embedding_ids(OP, ids, vocab)?;
         let dim = grad_output.ncols();
         let count = ids.len();
-        validate::same_shape(OP, "grad_output", grad_output.shape(), "output", &[count, dim])?;
+        validate::same_shape(
+            OP,
+            "grad_output",
+            grad_output.shape(),
+            "output",
+            &[count, dim],
+        )?;
         if count == 0 || dim == 0 || vocab == 0 {
             return Ok(Array2::zeros((vocab, dim)));
         }
@@ -865,7 +876,16 @@ impl OpenCl {
         );
         let out = self.zeros_buffer::<T>(count4(batch, heads, s_q, d_v))?;
         let probs = self.zeros_buffer::<T>(count4(batch, heads, s_q, s_k))?;
-        self.attention_forward(&qb, &kb, &vb, &mb, &out, &probs, dims, AttentionLayout::Bhsd)?;
+        self.attention_forward(
+            &qb,
+            &kb,
+            &vb,
+            &mb,
+            &out,
+            &probs,
+            dims,
+            AttentionLayout::Bhsd,
+        )?;
         Array4::from_shape_vec(out_shape, self.read_buffer(&out)?)
             .map_err(|e| Error::opencl("shaping attention", e))
     }

@@ -59,12 +59,7 @@ pub(super) fn mean_flag(reduction: Reduction) -> u32 {
 }
 
 /// `ShapeMismatch` unless a buffer named `name` holds at least `needed` elements.
-pub(super) fn check_buffer(
-    op: &'static str,
-    name: &str,
-    have: usize,
-    needed: usize,
-) -> Result<()> {
+pub(super) fn check_buffer(op: &'static str, name: &str, have: usize, needed: usize) -> Result<()> {
     if have < needed {
         return Err(Error::ShapeMismatch {
             op,
@@ -88,7 +83,11 @@ pub(super) fn check_nonzero(op: &'static str, what: &str, value: usize) -> Resul
 impl OpenCl {
     /// A device buffer of any OpenCL primitive (indices, masks), filled from `data` or left
     /// unwritten (`data = None`), with the allocation-size check of the scalar buffers.
-    pub(super) fn raw_buffer<P: OclPrm>(&self, len: usize, data: Option<&[P]>) -> Result<Buffer<P>> {
+    pub(super) fn raw_buffer<P: OclPrm>(
+        &self,
+        len: usize,
+        data: Option<&[P]>,
+    ) -> Result<Buffer<P>> {
         let bytes = (len as u128) * (std::mem::size_of::<P>() as u128);
         let limit = u128::from(self.shared.device.max_allocation_bytes);
         if limit > 0 && bytes > limit {
@@ -541,7 +540,13 @@ impl OpenCl {
         ignore_index: i64,
         reduction: Reduction,
     ) -> Result<T> {
-        reference::validate_cross_entropy("cross_entropy", logits, targets, ignore_index, reduction)?;
+        reference::validate_cross_entropy(
+            "cross_entropy",
+            logits,
+            targets,
+            ignore_index,
+            reduction,
+        )?;
         let (rows, cols) = logits.dim();
         if rows == 0 {
             return Ok(T::zero()); // Sum over no rows (Mean was rejected above)

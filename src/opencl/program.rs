@@ -16,11 +16,11 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../opencl/elementwise.cl"),
     ),
     ("norm.cl", include_str!("../../opencl/norm.cl")),
+    ("optim.cl", include_str!("../../opencl/optim.cl")),
     ("random.cl", include_str!("../../opencl/random.cl")),
     ("embedding.cl", include_str!("../../opencl/embedding.cl")),
     ("attention.cl", include_str!("../../opencl/attention.cl")),
     ("gru.cl", include_str!("../../opencl/gru.cl")),
-    ("optim.cl", include_str!("../../opencl/optim.cl")),
     ("encoder.cl", include_str!("../../opencl/encoder.cl")),
 ];
 

@@ -26,6 +26,7 @@ pub use losses::{
     bce_with_logits_mean_backward, cross_entropy, cross_entropy_backward, mse, mse_backward,
     sigmoid, Reduction, DEFAULT_IGNORE_INDEX,
 };
+#[cfg(feature = "opencl")]
 pub(crate) use losses::{validate_cross_entropy, validate_mse};
 pub use ops::{log_softmax_rows, log_sum_exp_rows, softmax_rows};
 pub use statistics::{std_corrected, std_corrected_backward, validate_std_correction};

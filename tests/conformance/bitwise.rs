@@ -7,7 +7,10 @@
 //! (copies), mul_rows and its VJP (`grad_b` sequential over rows), and the axis-0 sums
 //! (sequential over rows, as the reference); in f64 also the axis-0 mean and the mean's VJP
 //! (one division, correctly rounded in f64). Not the axis-1 sums: their work-group tree has
-//! another order. NaN compares equal to NaN (payloads are not specified).
+//! another order. Also
+//! embedding and its scatter-add VJP, summed in index order from 0; dropout with the same Philox
+//! mask and its VJP; the Sum-reduced MSE gradient).
+//! NaN compares equal to NaN (payloads are not specified).
 
 #![cfg(feature = "opencl")]
 
@@ -336,6 +339,110 @@ macro_rules! bitwise_tests {
                             "sum_axis_backward",
                             b.sum_axis_backward(shape, axis, g.view()),
                             Reference.sum_axis_backward(shape, axis, g.view()),
+                        )
+                    },
+                );
+            }
+
+            // Gathers, scatter-adds in index order, dropout (same Philox mask, one product) and
+            // the Sum-reduced MSE gradient (subtraction, doubling, product: no division).
+            #[test]
+            fn embedding_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("embedding_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["embedding"],
+                    strategy::embedding_inputs::<$scalar>(),
+                    |b, (table, ids)| {
+                        same_bits(
+                            "embedding",
+                            b.embedding(table.view(), ids.view()),
+                            Reference.embedding(table.view(), ids.view()),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn embedding_backward_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("embedding_backward_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["embedding_backward"],
+                    strategy::embedding_backward_inputs::<$scalar>(),
+                    |b, (vocab, ids, g)| {
+                        same_bits(
+                            "embedding_backward",
+                            b.embedding_backward(vocab, ids.view(), g.view()),
+                            Reference.embedding_backward(vocab, ids.view(), g.view()),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn dropout_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("dropout_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["dropout"],
+                    strategy::dropout_inputs::<$scalar>(),
+                    |b, (x, p, key)| {
+                        let device = b.dropout(x.view(), p, key);
+                        let reference = Reference.dropout(x.view(), p, key);
+                        if let (Ok(d), Ok(r)) = (&device, &reference) {
+                            if d.mask != r.mask {
+                                return Err(TestCaseError::fail(format!(
+                                    "dropout mask differs (p = {p}, key {key:?}, shape {:?})",
+                                    x.dim()
+                                )));
+                            }
+                        }
+                        same_bits(
+                            "dropout",
+                            device.map(|o| o.output),
+                            reference.map(|o| o.output),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn dropout_backward_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("dropout_backward_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["dropout_backward"],
+                    strategy::dropout_backward_inputs::<$scalar>(),
+                    |b, (g, mask, scale)| {
+                        same_bits(
+                            "dropout_backward",
+                            b.dropout_backward(g.view(), mask.view(), scale),
+                            Reference.dropout_backward(g.view(), mask.view(), scale),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn mse_backward_sum_is_bitwise_equal() {
+                run_property::<$scalar, _, _>(
+                    &name("mse_backward_sum_is_bitwise_equal"),
+                    file!(),
+                    default_opencl(),
+                    &["mse_backward"],
+                    (strategy::mse_inputs::<$scalar>(), strategy::grad_output()),
+                    |b, ((p, t, _), g)| {
+                        let g = <$scalar as Scalar>::narrow(g);
+                        let sum = mloracle::reference::Reduction::Sum;
+                        same_bits(
+                            "mse_backward (Sum)",
+                            b.mse_backward(p.view(), t.view(), sum, g),
+                            Reference.mse_backward(p.view(), t.view(), sum, g),
                         )
                     },
                 );

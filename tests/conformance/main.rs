@@ -11,6 +11,8 @@ mod invariants_seeds;
 #[cfg(feature = "opencl")]
 mod opencl_device;
 #[cfg(feature = "opencl")]
+mod opencl_layers;
+#[cfg(feature = "opencl")]
 mod opencl_linalg;
 #[cfg(feature = "opencl")]
 mod opencl_optim;
