@@ -6,6 +6,8 @@
 //! [`crate::backend_tests!`]). The oracle is always the reference run in f64 on the backend's
 //! own inputs widened exactly, and the bound is `bound_T + bound_f64` (THEORY.md E4).
 
+pub mod dispatch;
+
 use std::fmt;
 
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2};
