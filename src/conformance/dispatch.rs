@@ -12,7 +12,7 @@ use ndarray::{Array1, Array2, Array3, Array4};
 
 use crate::reference::models::mlp::{Activation, Mlp, MlpBatch, MlpConfig, MlpLoss};
 use crate::reference::models::{TrainingConfig, TrainingTask};
-use crate::reference::optim::{AdamHyper, AdamState, SgdHyper, SgdState};
+use crate::reference::optim::{AdamHyper, AdamState, LearningRateSchedule, SgdHyper, SgdState};
 use crate::reference::Reduction;
 use crate::rng::RandomKey;
 use crate::{Backend, Error, Result, Scalar};
@@ -75,6 +75,8 @@ pub struct OpCase<T> {
     pub correction: usize,
     /// Steps for `train`.
     pub steps: usize,
+    /// Warmup steps of the Noam schedule `train` uses (0 is invalid).
+    pub warmup: u64,
 }
 
 fn filled<T: Scalar, D: ndarray::Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
@@ -151,19 +153,21 @@ impl<T: Scalar> OpCase<T> {
             axis: 0,
             correction: 1,
             steps: 2,
+            warmup: 4,
         }
     }
 
     /// The same bundle with one thing broken, chosen by `which` (mod the number of choices):
     /// an array with one axis one longer, an id past the vocabulary, a target past the classes,
-    /// or a hyperparameter out of its domain (negative/NaN rate, p ≥ 1, eps ≤ 0, β ≥ 1, axis 2).
+    /// or a hyperparameter out of its domain (negative/NaN rate, p ≥ 1, eps ≤ 0, β ≥ 1, axis 2,
+    /// Noam warmup 0).
     pub fn with_mismatch(mut self, which: usize) -> Self {
         let grow2 = |a: &Array2<T>, axis: usize| {
             let (r, c) = a.dim();
             let shape = if axis == 0 { (r + 1, c) } else { (r, c + 1) };
             Array2::from_elem(shape, T::one())
         };
-        match which % 16 {
+        match which % 17 {
             0 => self.y = grow2(&self.y, 0),
             1 => self.y = grow2(&self.y, 1),
             2 => self.row = Array1::from_elem(self.row.len() + 1, T::one()),
@@ -194,7 +198,8 @@ impl<T: Scalar> OpCase<T> {
             12 => self.p = 1.0,
             13 => self.eps = 0.0,
             14 => self.beta = 1.0,
-            _ => self.axis = 2,
+            15 => self.axis = 2,
+            _ => self.warmup = 0,
         }
         self
     }
@@ -382,7 +387,13 @@ pub fn run_op<T: Scalar>(backend: &impl Backend<T>, op: &str, c: &OpCase<T>) -> 
         }
         "train" => {
             let task = mlp_task(c)?;
-            let run = b.train(&task, &TrainingConfig::sgd(c.rate), c.steps)?;
+            let mut config = TrainingConfig::sgd(c.rate);
+            config.schedule = LearningRateSchedule::Noam {
+                model_size: 4,
+                factor: 1.0,
+                warmup_steps: c.warmup,
+            };
+            let run = b.train(&task, &config, c.steps)?;
             let mut out: Vec<f64> = run.losses.iter().map(|v| v.widen()).collect();
             for p in &run.parameters {
                 out.extend(flat(p));

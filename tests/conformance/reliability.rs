@@ -470,7 +470,7 @@ mod every_op {
         /// panic) and the OpenCL backend in both types.
         #[test]
         fn every_op_on_arbitrary_inputs_never_panics_and_fails_like_the_reference(
-            dims in dims(), mismatch in prop::option::of(0usize..16),
+            dims in dims(), mismatch in prop::option::of(0usize..17),
         ) {
             let values = [0.5, -1.25, 2.0, 0.75];
             same_outcome::<f32>(&Reference, &case(dims, &values, mismatch)).map_err(TestCaseError::fail)?;
@@ -521,6 +521,11 @@ mod every_op {
         let bad_rate = case.clone().with_mismatch(10);
         assert!(matches!(
             run_op(&Reference, "adam_step", &bad_rate),
+            Err(Error::InvalidParameter { .. })
+        ));
+        let no_warmup = case.clone().with_mismatch(16);
+        assert!(matches!(
+            run_op(&Reference, "train", &no_warmup),
             Err(Error::InvalidParameter { .. })
         ));
         let bad_p = case.with_mismatch(12);
