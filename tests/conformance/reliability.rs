@@ -536,3 +536,139 @@ mod every_op {
         let _ = Class::Finite;
     }
 }
+
+/// Device-resident training: bitwise reproducible over 1,000 steps of every model, and the same
+/// bits from 8 threads at once as from a sequential run.
+#[cfg(feature = "opencl")]
+mod training {
+    use super::*;
+    use mloracle::reference::models::encoder::{Encoder, EncoderBatch, EncoderConfig};
+    use mloracle::reference::models::gru::{GruBatch, GruConfig, GruModel};
+    use mloracle::reference::models::mlp::{Activation, Mlp, MlpBatch, MlpConfig, MlpLoss};
+    use mloracle::reference::models::{OptimizerConfig, TrainingConfig, TrainingRun, TrainingTask};
+    use mloracle::reference::optim::{AdamHyper, GradientMode, LearningRateSchedule};
+    use mloracle::reference::Reduction;
+    use ndarray::array;
+
+    /// Seed 003's run (Adam eps 1e-9, betas (0.9, 0.98), Noam(32, 3000), clip 1, gradients
+    /// never zeroed, dropout 0.1), seed 001's MLP with SGD, and seed 002's GRU with Adam.
+    pub(super) fn tasks() -> Vec<(&'static str, TrainingTask<f32>, TrainingConfig)> {
+        let seed003 = TrainingConfig {
+            optimizer: OptimizerConfig::Adam(AdamHyper::new(1.0, 0.9, 0.98, 1e-9)),
+            base_learning_rate: 1.0,
+            schedule: LearningRateSchedule::Noam {
+                model_size: 32,
+                factor: 1.0,
+                warmup_steps: 3000,
+            },
+            clip_grad_norm: Some(1.0),
+            gradient_mode: GradientMode::Accumulate,
+        };
+        let encoder = TrainingTask::Encoder {
+            model: Encoder::new(EncoderConfig::seed003(3)).expect("valid config"),
+            batch: EncoderBatch {
+                ids: array![[1, 0], [0, 1]],
+                attention_mask: None,
+                targets: Array1::from(vec![0, 1, 1, 0]),
+            },
+        };
+        let mlp = TrainingTask::Mlp {
+            model: Mlp::new(MlpConfig {
+                widths: vec![5, 16, 1],
+                hidden_activation: Activation::Relu,
+                output_activation: Activation::Sigmoid,
+                loss: MlpLoss::Mse(Reduction::Sum),
+                seed: 1,
+            })
+            .expect("valid config"),
+            batch: MlpBatch {
+                inputs: Array2::from_shape_fn((12, 5), |(i, j)| {
+                    ((i * 5 + j) % 7) as f32 / 7.0 - 0.4
+                }),
+                targets: Array2::from_shape_fn((12, 1), |(i, _)| (i % 4) as f32 / 4.0),
+            },
+        };
+        let gru = TrainingTask::Gru {
+            model: GruModel::new(GruConfig {
+                vocab: 7,
+                embed: 4,
+                hidden: 6,
+                seed: 2,
+            })
+            .expect("valid config"),
+            batch: GruBatch {
+                items: Array2::from_shape_fn((3, 5), |(b, t)| (b * 3 + t * 2) % 7),
+                targets: Array1::from(vec![1, -100, 4]),
+            },
+        };
+        let mut adam = TrainingConfig::adam(0.01);
+        adam.clip_grad_norm = Some(1.0);
+        vec![
+            ("encoder", encoder, seed003),
+            ("mlp", mlp, TrainingConfig::sgd(0.05)),
+            ("gru", gru, adam),
+        ]
+    }
+
+    fn bits(run: &TrainingRun<f32>) -> Vec<u32> {
+        let mut out: Vec<u32> = run.losses.iter().map(|v| v.to_bits()).collect();
+        for p in &run.parameters {
+            out.extend(p.iter().map(|v| v.to_bits()));
+        }
+        out
+    }
+
+    /// 1,000 steps of each model, twice: the loss traces and the final parameters are bitwise
+    /// equal (fixed reduction orders, no atomics, counter-based dropout masks).
+    #[test]
+    fn device_training_is_bitwise_reproducible_over_1000_steps() {
+        let Some(device) = device() else { return };
+        for (name, task, config) in tasks() {
+            let first = Backend::<f32>::train(device, &task, &config, 1000)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let second = Backend::<f32>::train(device, &task, &config, 1000)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(first.losses.len(), 1000, "{name}");
+            assert!(
+                first.losses.iter().all(|l| l.is_finite()),
+                "{name}: non-finite loss"
+            );
+            assert_eq!(bits(&first), bits(&second), "{name}: two runs differ");
+        }
+    }
+
+    /// 8 threads at once, each training every model for 50 steps and running the op workload of
+    /// `device_determinism`: every result is bitwise the sequential run's; the programs are
+    /// still built once per scalar type.
+    #[test]
+    fn training_from_8_threads_matches_a_sequential_run() {
+        let Some(device) = device() else { return };
+        let run_all = |device: &mloracle::OpenCl| -> Vec<Vec<u32>> {
+            tasks()
+                .into_iter()
+                .map(|(name, task, config)| {
+                    bits(
+                        &Backend::<f32>::train(device, &task, &config, 50)
+                            .unwrap_or_else(|e| panic!("{name}: {e}")),
+                    )
+                })
+                .collect()
+        };
+        let sequential = run_all(device);
+        let builds = device.program_builds();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let device = device.clone();
+                std::thread::spawn(move || run_all(&device))
+            })
+            .collect();
+        for (t, handle) in threads.into_iter().enumerate() {
+            let results = handle.join().expect("worker thread must not panic");
+            assert_eq!(
+                results, sequential,
+                "thread {t} differs from the sequential run"
+            );
+        }
+        assert_eq!(device.program_builds(), builds, "no program built twice");
+    }
+}
