@@ -25,6 +25,7 @@ pub use losses::{
     log_softmax_rows_backward_matches_reference, mse_backward_matches_reference,
     mse_matches_reference, softmax_rows_backward_matches_reference,
 };
+pub mod dispatch;
 
 use std::fmt;
 

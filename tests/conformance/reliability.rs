@@ -342,3 +342,333 @@ fn regression_layer_norm_backward_on_a_constant_row() {
         }
     }
 }
+
+/// Every op of `OPS`, by name, through `conformance::dispatch`.
+mod every_op {
+    use super::*;
+    use mloracle::conformance::dispatch::{class, run_op, Class, OpCase};
+
+    type Outcome = Result<Vec<f64>, Error>;
+
+    /// Run `op` on `backend`, turning a panic into a failure message.
+    fn call<T: Scalar>(
+        backend: &impl Backend<T>,
+        op: &str,
+        case: &OpCase<T>,
+    ) -> Result<Outcome, String> {
+        catch_unwind(AssertUnwindSafe(|| run_op(backend, op, case)))
+            .map_err(|_| format!("{} {op} panicked on {case:?}", backend.name()))
+    }
+
+    /// The reference's outcome is the specification: `backend` must not panic, must succeed
+    /// where the reference succeeds and fail with the same error variant where it fails.
+    fn same_outcome<T: Scalar>(
+        backend: &impl Backend<T>,
+        case: &OpCase<T>,
+    ) -> Result<usize, String> {
+        let mut checked = 0;
+        for &op in mloracle::backend::OPS {
+            let expected = call(&Reference, op, case)?;
+            let actual = call(backend, op, case)?;
+            let same = match (&expected, &actual) {
+                (Ok(_), Ok(_)) => true,
+                (Err(e), Err(a)) => std::mem::discriminant(e) == std::mem::discriminant(a),
+                _ => false,
+            };
+            if !same {
+                return Err(format!(
+                    "{op} on {}<{}>: reference gave {:?}, backend gave {:?}",
+                    backend.name(),
+                    T::NAME,
+                    expected.map(|v| v.len()),
+                    actual.map(|v| v.len())
+                ));
+            }
+            checked += 1;
+        }
+        Ok(checked)
+    }
+
+    /// Where both succeed, the IEEE class (finite, NaN, +∞, −∞) of every output element agrees.
+    fn same_non_finite_pattern<T: Scalar>(
+        backend: &impl Backend<T>,
+        case: &OpCase<T>,
+    ) -> Result<(), String> {
+        for &op in mloracle::backend::OPS {
+            let (Ok(expected), Ok(actual)) =
+                (call(&Reference, op, case)?, call(backend, op, case)?)
+            else {
+                continue;
+            };
+            if expected.len() != actual.len() {
+                return Err(format!(
+                    "{op}: {} outputs vs the reference's {}",
+                    actual.len(),
+                    expected.len()
+                ));
+            }
+            for (i, (&e, &a)) in expected.iter().zip(&actual).enumerate() {
+                if class(e) != class(a) {
+                    return Err(format!(
+                        "{op} on {}<{}>: output {i} is {a} ({:?}), the reference's {e} ({:?}); case {case:?}",
+                        backend.name(), T::NAME, class(a), class(e)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn dims() -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize, usize)> {
+        (
+            0usize..=4,
+            0usize..=5,
+            0usize..=3,
+            0usize..=2,
+            0usize..=2,
+            0usize..=3,
+            0usize..=3,
+        )
+    }
+
+    fn values() -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec(
+            prop_oneof![
+                8 => -3.0f64..3.0,
+                1 => Just(f64::NAN),
+                1 => Just(f64::INFINITY),
+                1 => Just(f64::NEG_INFINITY),
+            ],
+            1..=13,
+        )
+    }
+
+    fn case<T: Scalar>(
+        (m, n, k, b, h, s, d): (usize, usize, usize, usize, usize, usize, usize),
+        values: &[f64],
+        mismatch: Option<usize>,
+    ) -> OpCase<T> {
+        let case = OpCase::<T>::consistent(m, n, k, b, h, s, d, values);
+        match mismatch {
+            Some(which) => case.with_mismatch(which),
+            None => case,
+        }
+    }
+
+    #[cfg(feature = "opencl")]
+    fn opencl() -> Option<&'static mloracle::OpenCl> {
+        super::device()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Every op in `OPS` on arbitrary shapes (empty axes included), with at most one input
+        /// broken (a wrong length, an id or target out of range, a hyperparameter out of its
+        /// domain): nothing panics, and every backend gives the reference's outcome (success, or
+        /// an error of the same variant). Runs the reference against itself in f32 and f64 (no
+        /// panic) and the OpenCL backend in both types.
+        #[test]
+        fn every_op_on_arbitrary_inputs_never_panics_and_fails_like_the_reference(
+            dims in dims(), mismatch in prop::option::of(0usize..17),
+        ) {
+            let values = [0.5, -1.25, 2.0, 0.75];
+            same_outcome::<f32>(&Reference, &case(dims, &values, mismatch)).map_err(TestCaseError::fail)?;
+            same_outcome::<f64>(&Reference, &case(dims, &values, mismatch)).map_err(TestCaseError::fail)?;
+            #[cfg(feature = "opencl")]
+            if let Some(device) = opencl() {
+                same_outcome::<f32>(device, &case(dims, &values, mismatch)).map_err(TestCaseError::fail)?;
+                if device.has_fp64() {
+                    same_outcome::<f64>(device, &case(dims, &values, mismatch)).map_err(TestCaseError::fail)?;
+                }
+            }
+        }
+
+        /// NaN, +∞ and −∞ cycling through every input of every op (valid shapes, sizes ≥ 1): the
+        /// OpenCL backend's outputs have exactly the reference's NaN/±∞ pattern.
+        #[test]
+        fn every_op_propagates_nan_and_infinity_like_the_reference(
+            dims in (1usize..=4, 1usize..=5, 1usize..=3, 1usize..=2, 1usize..=2, 1usize..=3, 1usize..=3),
+            values in values(),
+        ) {
+            #[cfg(feature = "opencl")]
+            if let Some(device) = opencl() {
+                same_non_finite_pattern::<f32>(device, &case(dims, &values, None)).map_err(TestCaseError::fail)?;
+                if device.has_fp64() {
+                    same_non_finite_pattern::<f64>(device, &case(dims, &values, None)).map_err(TestCaseError::fail)?;
+                }
+            }
+            // Without a device the property still runs the dispatch on the reference.
+            same_outcome::<f32>(&Reference, &case(dims, &values, None)).map_err(TestCaseError::fail)?;
+        }
+    }
+
+    /// The dispatch covers every name of `OPS` (an unknown name is an error, so a new op without
+    /// a dispatch arm fails here), and a broken input is never silently accepted by the
+    /// reference for the ops that read it.
+    #[test]
+    fn dispatch_covers_every_op() {
+        let case = OpCase::<f64>::consistent(3, 4, 2, 2, 2, 3, 2, &[0.5, -1.0, 2.0]);
+        for &op in mloracle::backend::OPS {
+            run_op(&Reference, op, &case).unwrap_or_else(|e| panic!("{op}: {e}"));
+        }
+        assert!(run_op(&Reference, "no_such_op", &case).is_err());
+        let broken = case.clone().with_mismatch(0);
+        assert!(matches!(
+            run_op(&Reference, "relu_backward", &broken),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let bad_rate = case.clone().with_mismatch(10);
+        assert!(matches!(
+            run_op(&Reference, "adam_step", &bad_rate),
+            Err(Error::InvalidParameter { .. })
+        ));
+        let no_warmup = case.clone().with_mismatch(16);
+        assert!(matches!(
+            run_op(&Reference, "train", &no_warmup),
+            Err(Error::InvalidParameter { .. })
+        ));
+        let bad_p = case.with_mismatch(12);
+        assert!(matches!(
+            run_op(&Reference, "dropout", &bad_p),
+            Err(Error::InvalidParameter { .. })
+        ));
+        let _ = Class::Finite;
+    }
+}
+
+/// Device-resident training: bitwise reproducible over 1,000 steps of every model, and the same
+/// bits from 8 threads at once as from a sequential run.
+#[cfg(feature = "opencl")]
+mod training {
+    use super::*;
+    use mloracle::reference::models::encoder::{Encoder, EncoderBatch, EncoderConfig};
+    use mloracle::reference::models::gru::{GruBatch, GruConfig, GruModel};
+    use mloracle::reference::models::mlp::{Activation, Mlp, MlpBatch, MlpConfig, MlpLoss};
+    use mloracle::reference::models::{OptimizerConfig, TrainingConfig, TrainingRun, TrainingTask};
+    use mloracle::reference::optim::{AdamHyper, GradientMode, LearningRateSchedule};
+    use mloracle::reference::Reduction;
+    use ndarray::array;
+
+    /// Seed 003's run (Adam eps 1e-9, betas (0.9, 0.98), Noam(32, 3000), clip 1, gradients
+    /// never zeroed, dropout 0.1), seed 001's MLP with SGD, and seed 002's GRU with Adam.
+    pub(super) fn tasks() -> Vec<(&'static str, TrainingTask<f32>, TrainingConfig)> {
+        let seed003 = TrainingConfig {
+            optimizer: OptimizerConfig::Adam(AdamHyper::new(1.0, 0.9, 0.98, 1e-9)),
+            base_learning_rate: 1.0,
+            schedule: LearningRateSchedule::Noam {
+                model_size: 32,
+                factor: 1.0,
+                warmup_steps: 3000,
+            },
+            clip_grad_norm: Some(1.0),
+            gradient_mode: GradientMode::Accumulate,
+        };
+        let encoder = TrainingTask::Encoder {
+            model: Encoder::new(EncoderConfig::seed003(3)).expect("valid config"),
+            batch: EncoderBatch {
+                ids: array![[1, 0], [0, 1]],
+                attention_mask: None,
+                targets: Array1::from(vec![0, 1, 1, 0]),
+            },
+        };
+        let mlp = TrainingTask::Mlp {
+            model: Mlp::new(MlpConfig {
+                widths: vec![5, 16, 1],
+                hidden_activation: Activation::Relu,
+                output_activation: Activation::Sigmoid,
+                loss: MlpLoss::Mse(Reduction::Sum),
+                seed: 1,
+            })
+            .expect("valid config"),
+            batch: MlpBatch {
+                inputs: Array2::from_shape_fn((12, 5), |(i, j)| {
+                    ((i * 5 + j) % 7) as f32 / 7.0 - 0.4
+                }),
+                targets: Array2::from_shape_fn((12, 1), |(i, _)| (i % 4) as f32 / 4.0),
+            },
+        };
+        let gru = TrainingTask::Gru {
+            model: GruModel::new(GruConfig {
+                vocab: 7,
+                embed: 4,
+                hidden: 6,
+                seed: 2,
+            })
+            .expect("valid config"),
+            batch: GruBatch {
+                items: Array2::from_shape_fn((3, 5), |(b, t)| (b * 3 + t * 2) % 7),
+                targets: Array1::from(vec![1, -100, 4]),
+            },
+        };
+        let mut adam = TrainingConfig::adam(0.01);
+        adam.clip_grad_norm = Some(1.0);
+        vec![
+            ("encoder", encoder, seed003),
+            ("mlp", mlp, TrainingConfig::sgd(0.05)),
+            ("gru", gru, adam),
+        ]
+    }
+
+    fn bits(run: &TrainingRun<f32>) -> Vec<u32> {
+        let mut out: Vec<u32> = run.losses.iter().map(|v| v.to_bits()).collect();
+        for p in &run.parameters {
+            out.extend(p.iter().map(|v| v.to_bits()));
+        }
+        out
+    }
+
+    /// 1,000 steps of each model, twice: the loss traces and the final parameters are bitwise
+    /// equal (fixed reduction orders, no atomics, counter-based dropout masks).
+    #[test]
+    fn device_training_is_bitwise_reproducible_over_1000_steps() {
+        let Some(device) = device() else { return };
+        for (name, task, config) in tasks() {
+            let first = Backend::<f32>::train(device, &task, &config, 1000)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let second = Backend::<f32>::train(device, &task, &config, 1000)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(first.losses.len(), 1000, "{name}");
+            assert!(
+                first.losses.iter().all(|l| l.is_finite()),
+                "{name}: non-finite loss"
+            );
+            assert_eq!(bits(&first), bits(&second), "{name}: two runs differ");
+        }
+    }
+
+    /// 8 threads at once, each training every model for 50 steps and running the op workload of
+    /// `device_determinism`: every result is bitwise the sequential run's; the programs are
+    /// still built once per scalar type.
+    #[test]
+    fn training_from_8_threads_matches_a_sequential_run() {
+        let Some(device) = device() else { return };
+        let run_all = |device: &mloracle::OpenCl| -> Vec<Vec<u32>> {
+            tasks()
+                .into_iter()
+                .map(|(name, task, config)| {
+                    bits(
+                        &Backend::<f32>::train(device, &task, &config, 50)
+                            .unwrap_or_else(|e| panic!("{name}: {e}")),
+                    )
+                })
+                .collect()
+        };
+        let sequential = run_all(device);
+        let builds = device.program_builds();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let device = device.clone();
+                std::thread::spawn(move || run_all(&device))
+            })
+            .collect();
+        for (t, handle) in threads.into_iter().enumerate() {
+            let results = handle.join().expect("worker thread must not panic");
+            assert_eq!(
+                results, sequential,
+                "thread {t} differs from the sequential run"
+            );
+        }
+        assert_eq!(device.program_builds(), builds, "no program built twice");
+    }
+}
