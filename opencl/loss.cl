@@ -149,7 +149,7 @@ void cross_entropy_rows(__global const REAL* restrict logits, __global const lon
     __global const REAL* row = logits + (size_t)r * col_count;
     const uint k = row_argmax(row, col_count, scratch, scratch_index);
     const REAL m = row[k];
-    const REAL log_denominator = log((REAL)1 + row_shifted_exp_sum(row, col_count, m, k, scratch));
+    const REAL log_denominator = log((REAL)1 + row_shifted_exp_sum(row, col_count, m, k, scratch, 0));
     const REAL poison = isfinite(m) ? (REAL)0 : (REAL)NAN; /* see softmax_rows */
     if (get_local_id(0) == 0) {
         const long target = targets[r];
@@ -219,7 +219,7 @@ void cross_entropy_backward(__global const REAL* restrict logits,
      * cross_entropy_rows); the target only selects what is stored. */
     const uint k = row_argmax(row, col_count, scratch, scratch_index);
     const REAL m = row[k];
-    const REAL denominator = (REAL)1 + row_shifted_exp_sum(row, col_count, m, k, scratch);
+    const REAL denominator = (REAL)1 + row_shifted_exp_sum(row, col_count, m, k, scratch, 0);
     const long target = targets[r];
     if (target == ignore_index) {
         for (uint j = get_local_id(0); j < col_count; j += ROW_WG) out[j] = (REAL)0;
