@@ -331,7 +331,9 @@ macro_rules! backend_tests {
                     $make,
                     &["batched_matmul"],
                     strategy::batched_matmul_operands::<$scalar>(),
-                    |b, (x, y)| conformance::batched_matmul_matches_reference(b, x.view(), y.view()),
+                    |b, (x, y)| {
+                        conformance::batched_matmul_matches_reference(b, x.view(), y.view())
+                    },
                 );
             }
 

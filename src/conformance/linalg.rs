@@ -37,9 +37,7 @@ fn agree_any<T: Scalar, D: Dimension>(
 fn merge(first: Agreement, second: Agreement) -> Agreement {
     Agreement {
         elements: first.elements + second.elements,
-        max_error_over_bound: first
-            .max_error_over_bound
-            .max(second.max_error_over_bound),
+        max_error_over_bound: first.max_error_over_bound.max(second.max_error_over_bound),
     }
 }
 
@@ -150,8 +148,7 @@ pub fn check_batched_matmul_backward<T: Scalar>(
     let (ea, eb) = reference::batched_matmul_backward(a64.view(), b64.view(), g64.view())
         .map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
-    let (ba_t, bb_t) =
-        tolerance::batched_matmul_backward(a64.view(), b64.view(), g64.view(), &m_t);
+    let (ba_t, bb_t) = tolerance::batched_matmul_backward(a64.view(), b64.view(), g64.view(), &m_t);
     let (ba_64, bb_64) =
         tolerance::batched_matmul_backward(a64.view(), b64.view(), g64.view(), &m_64);
     let context = shapes_context(format!(
@@ -324,7 +321,9 @@ pub fn check_sum_axis<T: Scalar>(
     axis: usize,
 ) -> CheckResult {
     const OP: &str = "sum_axis";
-    let actual = backend.sum_axis(x, axis).map_err(backend_error(OP, backend))?;
+    let actual = backend
+        .sum_axis(x, axis)
+        .map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
     let expected = reference::sum_axis(x64.view(), axis).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
@@ -564,23 +563,50 @@ pub fn linalg_errors_match_reference<T: Scalar>(
     for (case, a, b, g) in [
         ("g [2, 3] for [2, 3]·[3, 2]", &x23, &x32, &x23),
         ("[2, 3]·[2, 3]", &x23, &x23, &x23),
-        ("[0, 3]·[3, 2] (empty)", &x03, &x32, &Array2::<T>::zeros((0, 2))),
-        ("[3, 0]·[0, 3] (k = 0)", &x30, &x03, &Array2::<T>::zeros((3, 3))),
+        (
+            "[0, 3]·[3, 2] (empty)",
+            &x03,
+            &x32,
+            &Array2::<T>::zeros((0, 2)),
+        ),
+        (
+            "[3, 0]·[0, 3] (k = 0)",
+            &x30,
+            &x03,
+            &Array2::<T>::zeros((3, 3)),
+        ),
     ] {
         parity(
             "matmul_backward",
             case,
             Backend::<T>::matmul_backward(&r, a.view(), b.view(), g.view()).map(drop),
-            backend.matmul_backward(a.view(), b.view(), g.view()).map(drop),
+            backend
+                .matmul_backward(a.view(), b.view(), g.view())
+                .map(drop),
         )?;
     }
     let a3 = Array3::<T>::zeros((2, 2, 3));
     let b3 = Array3::<T>::zeros((2, 3, 4));
     for (case, a, b, g) in [
-        ("batch 2 vs 3", &a3, &Array3::<T>::zeros((3, 3, 4)), &Array3::<T>::zeros((2, 2, 4))),
-        ("inner 3 vs 2", &a3, &Array3::<T>::zeros((2, 2, 4)), &Array3::<T>::zeros((2, 2, 4))),
+        (
+            "batch 2 vs 3",
+            &a3,
+            &Array3::<T>::zeros((3, 3, 4)),
+            &Array3::<T>::zeros((2, 2, 4)),
+        ),
+        (
+            "inner 3 vs 2",
+            &a3,
+            &Array3::<T>::zeros((2, 2, 4)),
+            &Array3::<T>::zeros((2, 2, 4)),
+        ),
         ("g [2, 2, 3] for [2, 2, 4]", &a3, &b3, &a3),
-        ("batch 0", &Array3::<T>::zeros((0, 2, 3)), &Array3::<T>::zeros((0, 3, 4)), &Array3::<T>::zeros((0, 2, 4))),
+        (
+            "batch 0",
+            &Array3::<T>::zeros((0, 2, 3)),
+            &Array3::<T>::zeros((0, 3, 4)),
+            &Array3::<T>::zeros((0, 2, 4)),
+        ),
     ] {
         parity(
             "batched_matmul",
@@ -627,7 +653,9 @@ pub fn linalg_errors_match_reference<T: Scalar>(
             "mul_rows_backward",
             case,
             Backend::<T>::mul_rows_backward(&r, x.view(), b.view(), g.view()).map(drop),
-            backend.mul_rows_backward(x.view(), b.view(), g.view()).map(drop),
+            backend
+                .mul_rows_backward(x.view(), b.view(), g.view())
+                .map(drop),
         )?;
     }
     for (case, x, axis) in [

@@ -60,7 +60,10 @@ impl OpenCl {
     ///
     /// Errors: `ShapeMismatch` if a buffer is shorter than its dims; `InvalidParameter` if `c`
     /// aliases an input; `TooLarge` past `u32::MAX`.
-    #[allow(clippy::too_many_arguments, reason = "the signature the training code calls")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the signature the training code calls"
+    )]
     pub fn enqueue_matmul<T: Scalar>(
         &self,
         a: &DeviceBuffer<T>,
@@ -88,7 +91,10 @@ impl OpenCl {
     /// dimension of the launch, so one kernel for all batches). Same order, same bits as
     /// [`crate::reference::batched_matmul`]. Does not wait. Errors as
     /// [`OpenCl::enqueue_matmul`].
-    #[allow(clippy::too_many_arguments, reason = "the signature the training code calls")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the signature the training code calls"
+    )]
     pub fn enqueue_batched_matmul<T: Scalar>(
         &self,
         a: &DeviceBuffer<T>,
@@ -262,7 +268,11 @@ impl OpenCl {
         validate::axis_2d(op, axis)?;
         let len = product(op, &[rows, cols])?;
         check_len(op, "x", x, len)?;
-        let (kept, reduced) = if axis == 0 { (cols, rows) } else { (rows, cols) };
+        let (kept, reduced) = if axis == 0 {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
         check_len(op, "out", out, kept)?;
         check_distinct(op, &[x], out)?;
         if mean && reduced == 0 {
@@ -344,7 +354,11 @@ impl OpenCl {
     ) -> Result<()> {
         validate::axis_2d(op, axis)?;
         let len = product(op, &[rows, cols])?;
-        let (kept, reduced) = if axis == 0 { (cols, rows) } else { (rows, cols) };
+        let (kept, reduced) = if axis == 0 {
+            (cols, rows)
+        } else {
+            (rows, cols)
+        };
         check_len(op, "grad_output", grad_output, kept)?;
         check_len(op, "grad_x", grad_x, len)?;
         check_distinct(op, &[grad_output], grad_x)?;
@@ -530,10 +544,8 @@ impl OpenCl {
             self.upload_view(&b)?,
             self.upload_view(&grad_output)?,
         );
-        let grad_a =
-            self.product_on_device(&g_buffer, &b_buffer, (batch, m, n, k), false, true)?;
-        let grad_b =
-            self.product_on_device(&a_buffer, &g_buffer, (batch, k, m, n), true, false)?;
+        let grad_a = self.product_on_device(&g_buffer, &b_buffer, (batch, m, n, k), false, true)?;
+        let grad_b = self.product_on_device(&a_buffer, &g_buffer, (batch, k, m, n), true, false)?;
         Ok((
             shape3(OP, (batch, m, k), grad_a)?,
             shape3(OP, (batch, k, n), grad_b)?,

@@ -17,7 +17,10 @@ impl OpenCl {
     /// Errors: `EmptyInput` for `cols = 0` (the moments of an empty row are undefined);
     /// `ShapeMismatch` if a buffer is shorter than its dims; `InvalidParameter` (aliasing);
     /// `TooLarge`.
-    #[allow(clippy::too_many_arguments, reason = "the signature the training code calls")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the signature the training code calls"
+    )]
     pub fn enqueue_layer_norm<T: Scalar>(
         &self,
         x: &DeviceBuffer<T>,
@@ -62,7 +65,10 @@ impl OpenCl {
     /// in-order queue runs the column pass after the row pass. Bound
     /// [`crate::tolerance::layer_norm_backward`]. Outputs must be distinct buffers, none an
     /// input. Does not wait. Errors as [`OpenCl::enqueue_layer_norm`].
-    #[allow(clippy::too_many_arguments, reason = "the signature the training code calls")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the signature the training code calls"
+    )]
     pub fn enqueue_layer_norm_backward<T: Scalar>(
         &self,
         x: &DeviceBuffer<T>,
@@ -143,15 +149,7 @@ impl OpenCl {
         let gamma_buffer = self.upload_buffer(&contiguous(&gamma))?;
         let beta_buffer = self.upload_buffer(&contiguous(&beta))?;
         let y = self.zeros_buffer::<T>(rows * cols)?;
-        self.enqueue_layer_norm(
-            &x_buffer,
-            &gamma_buffer,
-            &beta_buffer,
-            &y,
-            eps,
-            rows,
-            cols,
-        )?;
+        self.enqueue_layer_norm(&x_buffer, &gamma_buffer, &beta_buffer, &y, eps, rows, cols)?;
         Array2::from_shape_vec((rows, cols), self.read_buffer(&y)?)
             .map_err(|e| Error::opencl("shaping layer_norm", e))
     }

@@ -130,6 +130,9 @@ mod tests {
         assert_eq!(b.dim(), (4, 2));
         assert!((b[[3, 0]] - (5.0 * m.unit_roundoff * 2.0 + m.underflow)).abs() < 1e-20);
         assert!((b[[0, 1]] - (5.0 * m.unit_roundoff * 0.5 + m.underflow)).abs() < 1e-20);
-        assert_eq!(mean_axis_backward((0, 2), 0, Array1::zeros(2).view(), &m).len(), 0);
+        assert_eq!(
+            mean_axis_backward((0, 2), 0, Array1::zeros(2).view(), &m).len(),
+            0
+        );
     }
 }

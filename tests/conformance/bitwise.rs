@@ -241,7 +241,13 @@ macro_rules! bitwise_tests {
                     default_opencl(),
                     &["transpose"],
                     strategy::transpose_input::<$scalar>(),
-                    |b, x| same_bits("transpose", b.transpose(x.view()), Reference.transpose(x.view())),
+                    |b, x| {
+                        same_bits(
+                            "transpose",
+                            b.transpose(x.view()),
+                            Reference.transpose(x.view()),
+                        )
+                    },
                 );
             }
 

@@ -4,8 +4,8 @@
 //! default build, the vector helpers on hand cases, and their typed errors.
 
 use mloracle::harness::{default_opencl, obtain, run_property};
-use mloracle::proptest::test_runner::{TestCaseError, TestCaseResult};
 use mloracle::opencl::DeviceBuffer;
+use mloracle::proptest::test_runner::{TestCaseError, TestCaseResult};
 use mloracle::{strategy, Backend, Error, OpenCl, Reference, Scalar};
 use ndarray::{Array, Array2, Dimension};
 
@@ -57,8 +57,16 @@ fn all_transpositions<T: Scalar>(backend: &OpenCl, a: &Array2<T>, b: &Array2<T>)
         return Ok(());
     }
     for (transpose_a, transpose_b) in [(false, false), (true, false), (false, true), (true, true)] {
-        let stored_a = if transpose_a { a.t().to_owned() } else { a.clone() };
-        let stored_b = if transpose_b { b.t().to_owned() } else { b.clone() };
+        let stored_a = if transpose_a {
+            a.t().to_owned()
+        } else {
+            a.clone()
+        };
+        let stored_b = if transpose_b {
+            b.t().to_owned()
+        } else {
+            b.clone()
+        };
         let a_buffer = upload(backend, &stored_a).map_err(device_err)?;
         let b_buffer = upload(backend, &stored_b).map_err(device_err)?;
         let c = backend.zeros_buffer::<T>(m * n).map_err(device_err)?;
@@ -109,9 +117,15 @@ fn a_forced_tile_of_two_gives_the_default_builds_bits() {
     let Some(default) = obtain(test, default_opencl()) else {
         return;
     };
-    let small = default.with_matmul_tile(2).expect("a 2 × 2 tile fits every device");
+    let small = default
+        .with_matmul_tile(2)
+        .expect("a 2 × 2 tile fits every device");
     assert_eq!(small.tile(), 2);
-    assert_ne!(default.tile(), 2, "the default tile must differ for this test to mean anything");
+    assert_ne!(
+        default.tile(),
+        2,
+        "the default tile must differ for this test to mean anything"
+    );
     run_property::<f32, _, _>(
         test,
         file!(),
@@ -134,8 +148,12 @@ fn a_forced_tile_of_two_gives_the_default_builds_bits() {
             let c = small.matmul(a.view(), b.view()).map_err(device_err)?;
             let e = default.matmul(a.view(), b.view()).map_err(device_err)?;
             same_bits("matmul, TILE=2", &c, &e)?;
-            let c3 = small.batched_matmul(a3.view(), b3.view()).map_err(device_err)?;
-            let e3 = default.batched_matmul(a3.view(), b3.view()).map_err(device_err)?;
+            let c3 = small
+                .batched_matmul(a3.view(), b3.view())
+                .map_err(device_err)?;
+            let e3 = default
+                .batched_matmul(a3.view(), b3.view())
+                .map_err(device_err)?;
             same_bits("batched_matmul, TILE=2", &c3, &e3)?;
             let t = Backend::<f32>::transpose(small, x.view()).map_err(device_err)?;
             let e = Backend::<f32>::transpose(&default, x.view()).map_err(device_err)?;
@@ -161,7 +179,10 @@ fn a_tile_that_does_not_fit_a_work_group_is_a_typed_error() {
 /// The vector helpers on exact small-integer cases (every result is representable, so
 /// equality is exact), including in-place accumulation `a ← a + b`.
 #[test]
-#[allow(clippy::float_cmp, reason = "small integers and halves: every operation is exact")]
+#[allow(
+    clippy::float_cmp,
+    reason = "small integers and halves: every operation is exact"
+)]
 fn vector_helpers_by_hand() {
     let test = "opencl_linalg::vector_helpers_by_hand";
     let Some(backend) = obtain(test, default_opencl()) else {
@@ -182,24 +203,38 @@ fn vector_helpers_by_hand() {
     backend.enqueue_fill(&out, -7.0, len - 1).expect("fill");
     let filled = backend.read_buffer(&out).expect("read");
     assert!(filled[..len - 1].iter().all(|&v| v == -7.0));
-    assert_eq!(filled[len - 1], 1.5 * (len - 1) as f32, "past len is untouched");
+    assert_eq!(
+        filled[len - 1],
+        1.5 * (len - 1) as f32,
+        "past len is untouched"
+    );
     backend.enqueue_copy(&b, &out, len).expect("copy");
     assert_eq!(backend.read_buffer(&out).expect("read"), b_host);
     let relu_out = backend.zeros_buffer::<f32>(4).expect("allocate");
-    let x = backend.upload_buffer(&[-1.0f32, 0.0, 2.0, -0.0]).expect("upload");
+    let x = backend
+        .upload_buffer(&[-1.0f32, 0.0, 2.0, -0.0])
+        .expect("upload");
     backend
         .enqueue_elementwise("relu", &[&x], &relu_out, &[], 4)
         .expect("relu");
-    assert_eq!(backend.read_buffer(&relu_out).expect("read"), vec![0.0, 0.0, 2.0, 0.0]);
+    assert_eq!(
+        backend.read_buffer(&relu_out).expect("read"),
+        vec![0.0, 0.0, 2.0, 0.0]
+    );
     // sum and mean over both axes of [[1, 2, 3], [4, 5, 6]], and their broadcasts.
     let x = backend
         .upload_buffer(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0])
         .expect("upload");
     let columns = backend.zeros_buffer::<f32>(3).expect("allocate");
     let rows = backend.zeros_buffer::<f32>(2).expect("allocate");
-    backend.enqueue_sum_axis(&x, &columns, 2, 3, 0).expect("sum");
+    backend
+        .enqueue_sum_axis(&x, &columns, 2, 3, 0)
+        .expect("sum");
     backend.enqueue_mean_axis(&x, &rows, 2, 3, 1).expect("mean");
-    assert_eq!(backend.read_buffer(&columns).expect("read"), vec![5.0, 7.0, 9.0]);
+    assert_eq!(
+        backend.read_buffer(&columns).expect("read"),
+        vec![5.0, 7.0, 9.0]
+    );
     assert_eq!(backend.read_buffer(&rows).expect("read"), vec![2.0, 5.0]);
     let grad = backend.zeros_buffer::<f32>(6).expect("allocate");
     backend
@@ -243,7 +278,10 @@ fn enqueue_errors_are_typed() {
     ));
     assert!(matches!(
         backend.enqueue_elementwise("no_such_kernel", &[&four], &six, &[], 4),
-        Err(Error::InvalidParameter { name: "kernel_name", .. })
+        Err(Error::InvalidParameter {
+            name: "kernel_name",
+            ..
+        })
     ));
     assert!(matches!(
         backend.enqueue_elementwise("leaky_relu", &[&four], &six, &[], 4),
