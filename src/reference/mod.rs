@@ -46,6 +46,7 @@ pub use linalg::{
 };
 
 pub(crate) use layers::layer_norm_eps;
+#[cfg(feature = "opencl")]
 pub(crate) use linalg::empty_mean;
 
 use ndarray::{
