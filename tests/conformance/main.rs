@@ -12,6 +12,7 @@ mod reference_models;
 mod reference_ops;
 mod reference_optim;
 mod reliability;
+mod seed002;
 mod seed003;
 
 mloracle::backend_tests!(reference_f32, f32, Ok(mloracle::Reference));
