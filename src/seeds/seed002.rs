@@ -228,15 +228,17 @@ pub fn train_gru<T: Scalar>(
         let report = trainer.step(batch)?;
         let after = flat(trainer.model.parameters());
         let t = k as u64 + 1;
+        let constant = adam_step_allowance::<T>(report.learning_rate, GRU_BETAS, t, 0.0).ok_or(
+            Error::InvalidParameter {
+                op: "seed002::train_gru",
+                name: "betas",
+                value: format!("{GRU_BETAS:?}"),
+                reason: "D2 needs β1² < β2".into(),
+            },
+        )?;
         for (&old, &new) in before.iter().zip(&after) {
             let change = (new - old).abs();
-            let allowance = adam_step_allowance::<T>(report.learning_rate, GRU_BETAS, t, new)
-                .ok_or(Error::InvalidParameter {
-                    op: "seed002::train_gru",
-                    name: "betas",
-                    value: format!("{GRU_BETAS:?}"),
-                    reason: "D2 needs β1² < β2".into(),
-                })?;
+            let allowance = constant + T::UNIT_ROUNDOFF * new.abs();
             run.max_step_over_allowance = run.max_step_over_allowance.max(change / allowance);
             if report.learning_rate > 0.0 {
                 run.max_step_over_learning_rate = run
