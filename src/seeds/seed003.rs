@@ -119,7 +119,8 @@ pub struct GridRun {
     /// steps (the margin `z_target − z_other` from the step's own forward pass, before its
     /// update), and after the last step (margins then from the step index `steps`).
     pub samples: Vec<Sample>,
-    /// Largest per-coordinate `|Δθ|` over its allowance ([`step_allowance`]); `≤ 1` always.
+    /// Largest per-coordinate `|Δθ|` over its allowance (Adam: D2 via
+    /// `seed002::adam_step_allowance`; SGD: `lr·|G_i|` plus rounding; see [`run`]); `≤ 1` always.
     pub max_step_over_allowance: f64,
     /// Largest per-coordinate `|Δθ|/lr`.
     pub max_step_over_learning_rate: f64,
