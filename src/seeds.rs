@@ -1,7 +1,8 @@
-//! The forum seeds 000 and 001 (`shared/seeds/`) as small, deterministic reference runs, shared by
-//! the conformance tests (`tests/conformance/invariants_seeds.rs`) and the examples
-//! (`examples/seed000.rs`, `examples/seed001.rs`). Data come from [`RandomKey`] streams, so every
-//! run is reproducible bit for bit.
+//! The forum seeds 000–003 (`shared/seeds/`) as small, deterministic reference runs,
+//! shared by the conformance tests (`tests/conformance/invariants_seeds.rs`,
+//! `tests/conformance/seed002.rs`, `tests/conformance/seed003.rs`) and the examples
+//! (`examples/seed000.rs` … `examples/seed003_grid.rs`). Data come from [`RandomKey`] streams, so every run is reproducible bit
+//! for bit.
 
 use ndarray::{Array1, Array2};
 
@@ -10,6 +11,9 @@ use crate::reference::models::{Model, Trainer, TrainingConfig};
 use crate::reference::Reduction;
 use crate::rng::RandomKey;
 use crate::{Result, Scalar};
+
+pub mod seed002;
+pub mod seed003;
 
 fn key(seed: u64, tensor_id: u64) -> RandomKey {
     RandomKey {

@@ -3,11 +3,13 @@
 //! a proptest `TestCaseResult`. They assert facts about *any* correct backend; they do not need
 //! a second implementation except where the doc says so.
 //!
-//! The `bias` (A2) and `regression` (B1–B4) invariants call the reference directly: they are training-step
-//! and model-level facts, and no training-step Backend API exists yet.
+//! The `bias` (A2), `regression` (B1–B4) and `optimizer` (C1–C5, D1–D5) invariants call the
+//! reference directly: they are training-step and model-level facts, and no training-step Backend
+//! API exists yet.
 
 mod bias;
 mod logistic;
+mod optimizer;
 mod regression;
 mod stability;
 
@@ -20,6 +22,15 @@ pub use bias::{
 pub use logistic::{
     constant_logit_loss_is_at_least_label_entropy, label_entropy_nats,
     label_prior_logit_attains_label_entropy, zero_logits_give_ln_two,
+};
+pub use optimizer::{
+    adam_drift_under_noam_is_bounded_by_cumulative_rate, adam_in_the_eps_regime_is_momentum_sgd,
+    adam_on_a_constant_gradient_drifts_by_the_cumulative_rate, adam_on_a_quadratic_does_not_settle,
+    adam_step_after_silence_is_set_by_the_betas, adam_step_is_bounded_by_c_t,
+    adam_step_is_scale_invariant, clip_grad_norm_bounds_the_norm,
+    gradient_descent_on_a_quadratic_follows_one_minus_rate_times_curvature,
+    largest_adam_step_over_c_t, momentum_stability_threshold_separates_convergence,
+    SEED_003_SCHEDULE,
 };
 pub use regression::{
     adam_residual_state_moves_dead_layer_within_step_bound,

@@ -22,7 +22,9 @@ mod reference_models;
 mod reference_ops;
 mod reference_optim;
 mod reliability;
+mod seed002;
 mod seed003;
+mod seed003_grid;
 
 mloracle::backend_tests!(reference_f32, f32, Ok(mloracle::Reference));
 mloracle::backend_tests!(reference_f64, f64, Ok(mloracle::Reference));

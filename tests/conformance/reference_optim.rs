@@ -6,12 +6,11 @@
 //! per case.
 
 use mloracle::gradcheck::check_vjp;
+use mloracle::invariants;
 use mloracle::proptest::collection::vec;
 use mloracle::proptest::prelude::*;
 use mloracle::proptest::test_runner::{Config, TestCaseResult};
-use mloracle::reference::optim::{
-    clip_grad_norm, Adam, AdamHyper, LearningRateSchedule, Sgd, SgdHyper,
-};
+use mloracle::reference::optim::{Adam, AdamHyper, LearningRateSchedule};
 use mloracle::reference::{
     bce_with_logits, bce_with_logits_backward, cross_entropy, cross_entropy_backward, mse,
     mse_backward, Reduction, DEFAULT_IGNORE_INDEX,
@@ -342,51 +341,14 @@ prop_compose! {
     }
 }
 
-/// THEORY.md D2: every step satisfies `|s_t| ≤ lr·C_t·(1 + τu)` (`tolerance::adam_step`),
-/// read from the state's `last_step`. eps = 1e-30: D2 is stated for eps = 0, and eps > 0 only
-/// lowers the step. Returns the largest `|s_t|/(lr·C_t)`.
-fn adam_steps_stay_below_the_bound<T: Scalar>(
-    (beta1, beta2): (f64, f64),
-    learning_rate: f64,
-    sequence: &[f64],
-) -> Result<f64, TestCaseError> {
-    let hyper = AdamHyper::new(learning_rate, beta1, beta2, 1e-30);
-    let mut adam = Adam::<T>::new(hyper, &[1])?;
-    let mut parameters = vec![Array1::from(vec![T::zero()])];
-    let lr_held = T::narrow(learning_rate).widen();
-    let mut largest = 0.0f64;
-    for (index, &g) in sequence.iter().enumerate() {
-        adam.step(&mut parameters, &[Array1::from(vec![T::narrow(g)])])?;
-        let t = index as u64 + 1;
-        let step = adam.states[0].last_step[0].widen().abs();
-        let bound = tolerance::adam_step(lr_held, beta1, beta2, t, T::UNIT_ROUNDOFF)
-            .expect("t ≥ 1 and valid betas");
-        let factor = tolerance::adam_step_factor(beta1, beta2, t).expect("valid");
-        largest = largest.max(step / (lr_held * factor));
-        record("adam_step_over_bound", step / bound);
-        // The rounding part: how much of the τu allowance above lr·C_t is used.
-        let exact = lr_held * factor;
-        record(
-            "adam_step_excess_over_tau_u",
-            (step - exact).max(0.0) / (bound - exact),
-        );
-        prop_assert!(
-            step <= bound,
-            "{}: Adam ({beta1}, {beta2}), lr = {learning_rate:e}, t = {t}: |s_t| = {step:e} > lr·C_t·(1+τu) = {bound:e} (C_t = {factor})",
-            T::NAME
-        );
-    }
-    Ok(largest)
-}
-
 proptest! {
     #![proptest_config(training_config())]
 
     /// THEORY.md D2 over random sequences with near-worst-case geometric growth, f32 and f64.
     #[test]
     fn adam_step_is_bounded_by_c_t((betas, learning_rate, sequence) in adam_gradient_sequence()) {
-        adam_steps_stay_below_the_bound::<f32>(betas, learning_rate, &sequence)?;
-        adam_steps_stay_below_the_bound::<f64>(betas, learning_rate, &sequence)?;
+        invariants::largest_adam_step_over_c_t::<f32>(betas, learning_rate, &sequence)?;
+        invariants::largest_adam_step_over_c_t::<f64>(betas, learning_rate, &sequence)?;
     }
 
     /// THEORY.md C5: `Adam(2^k·g; 2^k·eps)` equals `Adam(g; eps)` **bitwise** in parameters and
@@ -403,8 +365,8 @@ proptest! {
         let (beta1, beta2) = BETA_PAIRS[pair];
         let eps = 10f64.powf(log_eps);
         let learning_rate = 10f64.powf(log_learning_rate);
-        scale_invariance::<f32>((beta1, beta2), learning_rate, eps, exponent, &sequence)?;
-        scale_invariance::<f64>((beta1, beta2), learning_rate, eps, exponent, &sequence)?;
+        invariants::adam_step_is_scale_invariant::<f32>((beta1, beta2), learning_rate, eps, exponent, &sequence)?;
+        invariants::adam_step_is_scale_invariant::<f64>((beta1, beta2), learning_rate, eps, exponent, &sequence)?;
     }
 
     /// THEORY.md D3: after a long silence, one gradient `g` moves each coordinate by
@@ -420,123 +382,9 @@ proptest! {
         let betas = BETA_PAIRS[pair];
         let spike = 10f64.powf(log_spike);
         let eps = 10f64.powf(log_eps);
-        steps_after_silence::<f32>(betas, &warm, spike, eps)?;
-        steps_after_silence::<f64>(betas, &warm, spike, eps)?;
+        invariants::adam_step_after_silence_is_set_by_the_betas::<f32>(betas, &warm, spike, eps)?;
+        invariants::adam_step_after_silence_is_set_by_the_betas::<f64>(betas, &warm, spike, eps)?;
     }
-}
-
-fn scale_invariance<T: Scalar>(
-    (beta1, beta2): (f64, f64),
-    learning_rate: f64,
-    eps: f64,
-    exponent: i32,
-    sequence: &[f64],
-) -> TestCaseResult {
-    let scale = 2f64.powi(exponent);
-    let mut base = Adam::<T>::new(AdamHyper::new(learning_rate, beta1, beta2, eps), &[1])?;
-    let mut scaled = Adam::<T>::new(
-        AdamHyper::new(learning_rate, beta1, beta2, eps * scale),
-        &[1],
-    )?;
-    let mut theta_base = vec![Array1::from(vec![T::zero()])];
-    let mut theta_scaled = theta_base.clone();
-    let (scale_t, scale_sq) = (T::narrow(scale), T::narrow(scale * scale));
-    for (index, &g) in sequence.iter().enumerate() {
-        let g = T::narrow(g);
-        base.step(&mut theta_base, &[Array1::from(vec![g])])?;
-        scaled.step(&mut theta_scaled, &[Array1::from(vec![g * scale_t])])?;
-        let (a, b) = (&base.states[0], &scaled.states[0]);
-        let same = theta_base[0][0].widen().to_bits() == theta_scaled[0][0].widen().to_bits()
-            && (a.first_moment[0] * scale_t).widen().to_bits()
-                == b.first_moment[0].widen().to_bits()
-            && (a.second_moment[0] * scale_sq).widen().to_bits()
-                == b.second_moment[0].widen().to_bits();
-        prop_assert!(
-            same,
-            "{}: Adam ({beta1}, {beta2}), eps = {eps:e}, scale 2^{exponent}, step {}: θ {:e} vs {:e}, m {:e}·2^k vs {:e}, v {:e}·4^k vs {:e}",
-            T::NAME, index + 1, theta_base[0][0], theta_scaled[0][0], a.first_moment[0],
-            b.first_moment[0], a.second_moment[0], b.second_moment[0]
-        );
-    }
-    Ok(())
-}
-
-/// D3 with the tolerance derived here:
-/// - first step: `(τu + δ)·s*`, `τ` of D2 and `δ` the first-order size of what the formula
-///   neglects, read from the state before the spike:
-///   `δ = β1|m_b|/((1−β1)|g|) + β1^t/(1−β1^t) + ½(β2·v_b/((1−β2)g²) + β2^t/(1−β2^t))`;
-/// - total drift over `J` steps: `Σ_j s*_j·(τu + δ + 3j·u) + γ_J(u64)·Σ s*`: each zero step
-///   multiplies `m` by `fl(β1)` and `v` by `fl(β2)` (coefficient and product: `2u` for `m`,
-///   `2u/2` through the sqrt for `v`), and the test sums in f64.
-fn steps_after_silence<T: Scalar>(
-    (beta1, beta2): (f64, f64),
-    warm: &[f64],
-    spike: f64,
-    eps: f64,
-) -> TestCaseResult {
-    const LEARNING_RATE: f64 = 1e-3;
-    const DRIFT_STEPS: usize = 800;
-    // Long enough that β2^K·v_b is far below (1−β2)·g² for g ≥ 1e-6 (δ stays ≪ u).
-    let silence = if beta2 < 0.99 { 20_000 } else { 80_000 };
-    let mut adam = Adam::<T>::new(AdamHyper::new(LEARNING_RATE, beta1, beta2, eps), &[1])?;
-    let mut theta = vec![Array1::from(vec![T::zero()])];
-    let zero = [Array1::from(vec![T::zero()])];
-    for &g in warm {
-        adam.step(&mut theta, &[Array1::from(vec![T::narrow(g)])])?;
-    }
-    for _ in 0..silence {
-        adam.step(&mut theta, &zero)?;
-    }
-    let before = adam.states[0].clone();
-    let g = T::narrow(spike).widen();
-    let (lr, eps_held) = (T::narrow(LEARNING_RATE).widen(), T::narrow(eps).widen());
-    adam.step(&mut theta, &[Array1::from(vec![T::narrow(spike)])])?;
-    let t = (before.step + 1) as f64;
-    let u = T::UNIT_ROUNDOFF;
-    let tau = tolerance::adam_step_rounding_factor(beta1, beta2);
-    let delta = beta1 * before.first_moment[0].widen().abs() / ((1.0 - beta1) * g)
-        + beta1.powf(t) / (1.0 - beta1.powf(t))
-        + 0.5
-            * (beta2 * before.second_moment[0].widen() / ((1.0 - beta2) * g * g)
-                + beta2.powf(t) / (1.0 - beta2.powf(t)));
-    let expected_step = |j: i32| {
-        lr * beta1.powi(j) * (1.0 - beta1) * g
-            / ((beta2.powi(j) * (1.0 - beta2)).sqrt() * g + eps_held)
-    };
-    let first = adam.states[0].last_step[0].widen();
-    let first_bound = (tau * u + delta) * expected_step(0);
-    record(
-        "adam_first_step_after_silence",
-        (first - expected_step(0)).abs() / first_bound,
-    );
-    prop_assert!(
-        (first - expected_step(0)).abs() <= first_bound,
-        "{}: ({beta1}, {beta2}), |g| = {spike:e}: first step {first:e}, expected {:e} ± {first_bound:e}",
-        T::NAME, expected_step(0)
-    );
-    let mut drift = first;
-    let mut expected_drift = expected_step(0);
-    let mut weighted = 0.0;
-    for j in 1..DRIFT_STEPS {
-        adam.step(&mut theta, &zero)?;
-        drift += adam.states[0].last_step[0].widen();
-        let j = i32::try_from(j).expect("small");
-        expected_drift += expected_step(j);
-        weighted += f64::from(j) * expected_step(j);
-    }
-    let drift_bound = (tau * u + delta) * expected_drift
-        + 3.0 * u * weighted
-        + gamma(DRIFT_STEPS, U64).expect("small") * expected_drift;
-    record(
-        "adam_drift_after_silence",
-        (drift - expected_drift).abs() / drift_bound,
-    );
-    prop_assert!(
-        (drift - expected_drift).abs() <= drift_bound,
-        "{}: ({beta1}, {beta2}), |g| = {spike:e}: drift {drift:e}, expected {expected_drift:e} ± {drift_bound:e}",
-        T::NAME
-    );
-    Ok(())
 }
 
 /// THEORY.md D2 (c): the worst-case sequence `g_j ∝ (β2/β1)^j` makes the step exactly
@@ -549,7 +397,7 @@ fn adam_worst_case_sequence_attains_c_t() {
         (0.9, 0.999, 3000, 7.087276),
     ] {
         let sequence: Vec<f64> = (0..t).map(|j| (beta2 / beta1).powf(j as f64)).collect();
-        let largest = adam_steps_stay_below_the_bound::<f64>((beta1, beta2), 1.0, &sequence)
+        let largest = invariants::largest_adam_step_over_c_t::<f64>((beta1, beta2), 1.0, &sequence)
             .expect("below the bound");
         let factor = tolerance::adam_step_factor(beta1, beta2, t).expect("valid");
         let tau = tolerance::adam_step_rounding_factor(beta1, beta2);
@@ -563,8 +411,9 @@ fn adam_worst_case_sequence_attains_c_t() {
             "C_{t} = {factor}, THEORY: {printed}"
         );
         if t == 200 {
-            let largest32 = adam_steps_stay_below_the_bound::<f32>((beta1, beta2), 1.0, &sequence)
-                .expect("below the bound");
+            let largest32 =
+                invariants::largest_adam_step_over_c_t::<f32>((beta1, beta2), 1.0, &sequence)
+                    .expect("below the bound");
             assert!(largest32 > 1.0 - tau * <f32 as Scalar>::UNIT_ROUNDOFF);
         }
     }
@@ -639,8 +488,8 @@ proptest! {
     /// optimizer plus `k(2 + ηλ/|1−ηλ|)u64 + γ_k(u64)` for the f64 evaluation of the formula.
     #[test]
     fn gradient_descent_on_a_quadratic((learning_rate, lambda, start) in quadratic_case()) {
-        quadratic_descent::<f32>(learning_rate, lambda, start)?;
-        quadratic_descent::<f64>(learning_rate, lambda, start)?;
+        invariants::gradient_descent_on_a_quadratic_follows_one_minus_rate_times_curvature::<f32>(learning_rate, lambda, start)?;
+        invariants::gradient_descent_on_a_quadratic_follows_one_minus_rate_times_curvature::<f64>(learning_rate, lambda, start)?;
     }
 
     /// THEORY.md C2: heavy-ball SGD (dampening 0) on `λx²/2` converges at `lr·λ = 0.95·2(1+μ)`
@@ -652,88 +501,9 @@ proptest! {
         log_lambda in -2.0f64..=2.0,
     ) {
         let lambda = 10f64.powf(log_lambda);
-        momentum_threshold::<f32>(momentum, lambda)?;
-        momentum_threshold::<f64>(momentum, lambda)?;
+        invariants::momentum_stability_threshold_separates_convergence::<f32>(momentum, lambda)?;
+        invariants::momentum_stability_threshold_separates_convergence::<f64>(momentum, lambda)?;
     }
-}
-
-fn quadratic_descent<T: Scalar>(learning_rate: f64, lambda: f64, start: f64) -> TestCaseResult {
-    const STEPS: u64 = 60;
-    let lambda_held = T::narrow(lambda);
-    let eta_lambda = T::narrow(learning_rate).widen() * lambda_held.widen();
-    let rho = 1.0 - eta_lambda;
-    let mut sgd = Sgd::<T>::new(SgdHyper::plain(learning_rate), &[1])?;
-    let mut x = vec![Array1::from(vec![T::narrow(start)])];
-    let x0 = x[0][0].widen();
-    // Stop asserting before |x| nears the subnormal range, where relative bounds fail.
-    let floor = T::MIN_POSITIVE_NORMAL * 1e8 / lambda.min(1.0);
-    for k in 1..=STEPS {
-        let previous = x[0][0];
-        let gradient = lambda_held * previous;
-        sgd.step(&mut x, &[Array1::from(vec![gradient])])?;
-        let current = x[0][0];
-        let expected = x0.abs() * rho.abs().powi(i32::try_from(k).expect("small"));
-        if expected < floor {
-            break;
-        }
-        let flipped = (current.widen() < 0.0) != (previous.widen() < 0.0);
-        prop_assert_eq!(
-            flipped,
-            eta_lambda > 1.0,
-            "{}: ηλ = {}, step {}: x {:e} → {:e}",
-            T::NAME,
-            eta_lambda,
-            k,
-            previous,
-            current
-        );
-        let relative =
-            tolerance::gradient_descent_quadratic_relative(k, eta_lambda, T::UNIT_ROUNDOFF)
-                + k as f64 * (2.0 + eta_lambda / rho.abs()) * U64
-                + gamma(k as usize, U64).expect("small");
-        let error = (current.widen().abs() - expected).abs();
-        record("gradient_descent_quadratic", error / (relative * expected));
-        prop_assert!(
-            error <= relative * expected,
-            "{}: ηλ = {eta_lambda}, step {k}: |x| = {:e}, expected {expected:e} ± {:e}",
-            T::NAME,
-            current,
-            relative * expected
-        );
-    }
-    Ok(())
-}
-
-fn momentum_threshold<T: Scalar>(momentum: f64, lambda: f64) -> TestCaseResult {
-    let threshold = tolerance::momentum_stability_threshold(momentum);
-    for (factor, converges) in [(0.95, true), (1.05, false)] {
-        let hyper = SgdHyper {
-            momentum,
-            ..SgdHyper::plain(factor * threshold / lambda)
-        };
-        let mut sgd = Sgd::<T>::new(hyper, &[1])?;
-        let mut x = vec![Array1::from(vec![T::one()])];
-        let lambda_held = T::narrow(lambda);
-        for _ in 0..500 {
-            let gradient = lambda_held * x[0][0];
-            sgd.step(&mut x, &[Array1::from(vec![gradient])])?;
-        }
-        let end = x[0][0].widen().abs();
-        if converges {
-            prop_assert!(
-                end < 1e-6,
-                "{}: μ = {momentum}, lr·λ = {factor}·2(1+μ): |x_500| = {end:e}",
-                T::NAME
-            );
-        } else {
-            prop_assert!(
-                !end.is_finite() || end > 1e6,
-                "{}: μ = {momentum}, lr·λ = {factor}·2(1+μ): |x_500| = {end:e}",
-                T::NAME
-            );
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -766,64 +536,9 @@ proptest! {
     /// the gradients are bitwise unchanged when `N̂ + 1e-6 < M(1 − 4u)` for the returned `N̂`.
     #[test]
     fn clipping_bounds_the_norm((tensors, max_norm) in clipping_case()) {
-        clipping::<f32>(&tensors, max_norm)?;
-        clipping::<f64>(&tensors, max_norm)?;
+        invariants::clip_grad_norm_bounds_the_norm::<f32>(&tensors, max_norm)?;
+        invariants::clip_grad_norm_bounds_the_norm::<f64>(&tensors, max_norm)?;
     }
-}
-
-fn norm_of<T: Scalar>(tensors: &[Array1<T>]) -> f64 {
-    tensors
-        .iter()
-        .flat_map(|t| t.iter())
-        .map(|v| v.widen() * v.widen())
-        .sum::<f64>()
-        .sqrt()
-}
-
-fn clipping<T: Scalar>(tensors: &[Vec<f64>], max_norm: f64) -> TestCaseResult {
-    let original: Vec<Array1<T>> = tensors
-        .iter()
-        .map(|t| t.iter().map(|&v| T::narrow(v)).collect())
-        .collect();
-    let n: usize = original.iter().map(Array1::len).sum();
-    let mut clipped = original.clone();
-    let returned = clip_grad_norm(&mut clipped, max_norm)?.widen();
-    let norm = norm_of(&original);
-    let post = norm_of(&clipped);
-    let relative = tolerance::clip_grad_norm_relative(n, T::UNIT_ROUNDOFF);
-    let evaluation = gamma(n.max(1), U64).expect("small") * max_norm;
-    let ceiling = max_norm * (1.0 + relative) + evaluation;
-    record("clip_post_norm_over_ceiling", post / ceiling);
-    record(
-        "clip_post_norm_excess_over_allowance",
-        (post - max_norm).max(0.0) / (ceiling - max_norm),
-    );
-    prop_assert!(
-        post <= ceiling,
-        "{}: n = {n}, N = {norm:e}, M = {max_norm}: post-clip norm {post:e} > {ceiling:e}",
-        T::NAME
-    );
-    let target = norm * (max_norm / (norm + 1e-6)).min(1.0);
-    let bound = max_norm * relative + evaluation;
-    record("clip_post_norm_formula", (post - target).abs() / bound);
-    prop_assert!(
-        (post - target).abs() <= bound,
-        "{}: n = {n}, N = {norm:e}, M = {max_norm}: post-clip norm {post:e}, formula {target:e} ± {bound:e}",
-        T::NAME
-    );
-    if tolerance::clip_grad_norm_certainly_inactive(returned, max_norm, T::UNIT_ROUNDOFF) {
-        let unchanged = original.iter().zip(&clipped).all(|(a, b)| {
-            a.iter()
-                .zip(b.iter())
-                .all(|(x, y)| x.widen().to_bits() == y.widen().to_bits())
-        });
-        prop_assert!(
-            unchanged,
-            "{}: N = {returned:e} < M = {max_norm}: gradients changed",
-            T::NAME
-        );
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -903,37 +618,10 @@ fn noam_cumulative_rates_match_theory_d4() {
 /// `|θ_k − θ_0| ≤ C_∞·Σlr·(1 + τu)` plus the rounding of `θ − s` (`u·|θ_i|` per step, summed).
 #[test]
 fn adam_drift_under_noam_is_bounded_by_cumulative_rate() {
-    let (beta1, beta2) = (0.9, 0.98);
-    let mut adam = Adam::<f32>::new(AdamHyper::new(1.0, beta1, beta2, 1e-9), &[3]).expect("valid");
-    let mut theta = vec![Array1::from(vec![0.5f32, -1.0, 0.0])];
-    let start = theta[0].clone();
-    let limit = tolerance::adam_step_factor_limit(beta1, beta2).expect("β1² < β2");
-    let tau = tolerance::adam_step_rounding_factor(beta1, beta2);
-    let u = <f32 as Scalar>::UNIT_ROUNDOFF;
-    let mut cumulative = 0.0f64;
-    let mut rounding = [0.0f64; 3];
-    for i in 0..3000u64 {
-        let rate = SEED_003_SCHEDULE.learning_rate(1.0, i).expect("valid");
-        adam.hyper.learning_rate = rate;
-        cumulative += f64::from(rate as f32);
-        // Constant signs with a geometric burst every 500 steps: drift in one direction.
-        let burst = 1.089f32.powi((i % 500) as i32 % 60);
-        let gradient = Array1::from(vec![burst, -0.3 * burst, 1e-3]);
-        adam.step(&mut theta, &[gradient]).expect("valid");
-        for (r, &v) in rounding.iter_mut().zip(theta[0].iter()) {
-            *r += u * f64::from(v).abs();
-        }
-    }
-    for i in 0..3 {
-        let drift = f64::from(theta[0][i] - start[i]).abs();
-        let bound = limit * cumulative * (1.0 + tau * u) + rounding[i];
-        record("adam_drift_under_noam", drift / bound);
-        assert!(drift <= bound, "coordinate {i}: drift {drift} > {bound}");
-        assert!(
-            drift > 0.5 * cumulative,
-            "the drift is of the order of Σlr = {cumulative}"
-        );
-    }
+    invariants::adam_drift_under_noam_is_bounded_by_cumulative_rate::<f32>()
+        .expect("f32 within D4");
+    invariants::adam_drift_under_noam_is_bounded_by_cumulative_rate::<f64>()
+        .expect("f64 within D4");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -959,8 +647,8 @@ proptest! {
         let eps = 10f64.powf(log_eps);
         let sign = if negative { -1.0 } else { 1.0 };
         let sequence: Vec<f64> = sizes.iter().map(|s| sign * s * eps * 10f64.powf(-orders_below_eps)).collect();
-        eps_regime::<f32>(BETA_PAIRS[pair], eps, &sequence)?;
-        eps_regime::<f64>(BETA_PAIRS[pair], eps, &sequence)?;
+        invariants::adam_in_the_eps_regime_is_momentum_sgd::<f32>(BETA_PAIRS[pair], eps, &sequence)?;
+        invariants::adam_in_the_eps_regime_is_momentum_sgd::<f64>(BETA_PAIRS[pair], eps, &sequence)?;
     }
 
     /// THEORY.md D1 (d): from a fresh state a constant gradient gives `m̂ = g`, `v̂ = g²` in exact
@@ -977,12 +665,12 @@ proptest! {
         gradient in prop_oneof![Just(1e-6f64), Just(0.3), Just(50.0), -100.0f64..=100.0],
         steps in 1u64..=400,
     ) {
-        constant_gradient::<f32>(gradient, steps)?;
-        constant_gradient::<f64>(gradient, steps)?;
+        invariants::adam_on_a_constant_gradient_drifts_by_the_cumulative_rate::<f32>(gradient, steps)?;
+        invariants::adam_on_a_constant_gradient_drifts_by_the_cumulative_rate::<f64>(gradient, steps)?;
     }
 
     /// THEORY.md C3: on `λx²/2` with `eps = 1e-9·λη`, Adam at constant `η` does not settle:
-    /// over the last 5000 of 2·10^4 steps `0.01η ≤ rms(x) ≤ C_∞·η` (f64). Deviation from C3 (d)'s
+    /// over the last 5000 of 2·10^4 steps `0.01η ≤ rms(x) ≤ C_∞·η` (f64 and f32). Deviation from C3 (d)'s
     /// ranges: `|x0| ∈ [η, 1000η]` instead of `[1e-2, 10]`, since the approach moves about `η`
     /// per step and `x0 = 10` with `η = 1e-4` would need ~10^5 steps to reach the attractor;
     /// and only (0.9, 0.98), (0.9, 0.99): with β2 = 0.999 the reference collapsed to
@@ -1001,118 +689,14 @@ proptest! {
         scale_lambda in -10i32..=10,
         scale_x in -10i32..=10,
     ) {
-        let (beta1, beta2) = BETA_PAIRS[pair];
         let lambda = 10f64.powf(log_lambda);
         let learning_rate = 10f64.powf(log_learning_rate);
         let magnitude = learning_rate * 10f64.powf(log_start_over_rate);
         let start = if negative { -magnitude } else { magnitude };
-        let run = |x0: f64, lambda: f64, learning_rate: f64, eps: f64| -> Result<Vec<f64>, TestCaseError> {
-            let mut adam = Adam::<f64>::new(AdamHyper::new(learning_rate, beta1, beta2, eps), &[1])?;
-            let mut x = vec![Array1::from(vec![x0])];
-            let mut trajectory = Vec::with_capacity(20_000);
-            for _ in 0..20_000 {
-                let gradient = lambda * x[0][0];
-                adam.step(&mut x, &[Array1::from(vec![gradient])])?;
-                trajectory.push(x[0][0]);
-            }
-            Ok(trajectory)
-        };
-        let eps = 1e-9 * lambda * learning_rate;
-        let base = run(start, lambda, learning_rate, eps)?;
-        let tail = &base[15_000..];
-        let rms = (tail.iter().map(|x| x * x).sum::<f64>() / tail.len() as f64).sqrt();
-        let limit = tolerance::adam_step_factor_limit(beta1, beta2).expect("β1² < β2");
-        record("adam_quadratic_rms_over_c_inf_eta", rms / (limit * learning_rate));
-        prop_assert!(
-            0.01 * learning_rate <= rms && rms <= limit * learning_rate,
-            "({beta1}, {beta2}), λ = {lambda:e}, η = {learning_rate:e}: rms(x) = {rms:e} = {}·η",
-            rms / learning_rate
-        );
-        let (a, b) = (2f64.powi(scale_lambda), 2f64.powi(scale_x));
-        let scaled = run(start * b, lambda * a, learning_rate * b, eps * a * b)?;
-        // C5 holds bitwise only while nothing is subnormal: with |x| ≥ 1e-140, λ ≥ 1e-2 and
-        // scalings ≤ 2^±20, g² and (1−β2)g² stay above 1e-300 > f64::MIN_POSITIVE. Near-zero
-        // passes (the eps regime is unstable at these rates, C4) end the comparison.
-        for (k, (&x, &y)) in base.iter().zip(&scaled).enumerate() {
-            if x.abs() < 1e-140 {
-                break;
-            }
-            prop_assert!(
-                (x * b).to_bits() == y.to_bits(),
-                "step {}: 2^{scale_x}·x = {:e} ≠ scaled run {y:e}", k + 1, x * b
-            );
-        }
+        let scales = (scale_lambda, scale_x);
+        invariants::adam_on_a_quadratic_does_not_settle::<f64>(BETA_PAIRS[pair], start, lambda, learning_rate, scales)?;
+        invariants::adam_on_a_quadratic_does_not_settle::<f32>(BETA_PAIRS[pair], start, lambda, learning_rate, scales)?;
     }
-}
-
-fn eps_regime<T: Scalar>((beta1, beta2): (f64, f64), eps: f64, sequence: &[f64]) -> TestCaseResult {
-    const LEARNING_RATE: f64 = 1e-3;
-    let mut adam = Adam::<T>::new(AdamHyper::new(LEARNING_RATE, beta1, beta2, eps), &[1])?;
-    let mut theta = vec![Array1::from(vec![T::zero()])];
-    let (lr, eps_held) = (T::narrow(LEARNING_RATE).widen(), T::narrow(eps).widen());
-    let u = T::UNIT_ROUNDOFF;
-    for &g in sequence {
-        adam.step(&mut theta, &[Array1::from(vec![T::narrow(g)])])?;
-        let state = &adam.states[0];
-        let t = state.step as f64;
-        let m_hat = state.first_moment[0].widen() / (1.0 - beta1.powf(t));
-        let v_hat = state.second_moment[0].widen() / (1.0 - beta2.powf(t));
-        let momentum_sgd = lr / eps_held * m_hat;
-        let step = state.last_step[0].widen();
-        let bound = (v_hat.sqrt() / eps_held + 8.0 * u) * momentum_sgd.abs();
-        record("adam_eps_regime", (step - momentum_sgd).abs() / bound);
-        prop_assert!(
-            (step - momentum_sgd).abs() <= bound,
-            "{}: ({beta1}, {beta2}), eps = {eps:e}, t = {t}: step {step:e}, (lr/eps)·m̂ = {momentum_sgd:e} ± {bound:e}",
-            T::NAME
-        );
-    }
-    Ok(())
-}
-
-fn constant_gradient<T: Scalar>(gradient: f64, steps: u64) -> TestCaseResult {
-    let (beta1, beta2, eps) = (0.9f64, 0.98f64, 1e-9);
-    let mut adam = Adam::<T>::new(AdamHyper::new(1.0, beta1, beta2, eps), &[1])?;
-    let mut theta = vec![Array1::from(vec![T::zero()])];
-    let g = T::narrow(gradient).widen();
-    let held = |value: f64| T::narrow(value).widen();
-    let (b1, c1, b2, c2) = (
-        held(beta1),
-        held(1.0 - beta1),
-        held(beta2),
-        held(1.0 - beta2),
-    );
-    let eps_held = held(eps);
-    let tau_u = tolerance::adam_step_rounding_factor(beta1, beta2) * T::UNIT_ROUNDOFF;
-    let (mut drift, mut expected_drift) = (0.0, 0.0);
-    for i in 0..steps {
-        let rate = SEED_003_SCHEDULE.learning_rate(1.0, i)?;
-        adam.hyper.learning_rate = rate;
-        adam.step(&mut theta, &[Array1::from(vec![T::narrow(gradient)])])?;
-        let t = (i + 1) as f64;
-        let m = c1 * g * (1.0 - b1.powf(t)) / (1.0 - b1) / held(1.0 - beta1.powf(t));
-        let v = c2 * g * g * (1.0 - b2.powf(t)) / (1.0 - b2) / held(1.0 - beta2.powf(t));
-        let expected = held(rate) * m / (v.sqrt() + eps_held);
-        let step = adam.states[0].last_step[0].widen();
-        record(
-            "adam_constant_gradient_step",
-            (step - expected).abs() / (tau_u * expected.abs()),
-        );
-        prop_assert!(
-            (step - expected).abs() <= tau_u * expected.abs(),
-            "{}: g = {gradient:e}, step {i}: {step:e} vs lr·m̃/(sqrt(ṽ)+eps) = {expected:e}",
-            T::NAME
-        );
-        drift += step;
-        expected_drift += expected;
-    }
-    let bound = (tau_u + gamma(steps as usize, U64).expect("small")) * expected_drift.abs();
-    prop_assert!(
-        (drift - expected_drift).abs() <= bound,
-        "{}: g = {gradient:e}: drift {drift:e} vs {expected_drift:e} ± {bound:e}",
-        T::NAME
-    );
-    Ok(())
 }
 
 /// Regression (found by `adam_on_a_constant_gradient_drifts_by_the_cumulative_rate`): in f32,
@@ -1121,6 +705,9 @@ fn constant_gradient<T: Scalar>(gradient: f64, steps: u64) -> TestCaseResult {
 /// step now uses the coefficients as the optimizer holds them.
 #[test]
 fn adam_constant_gradient_f32_with_held_coefficients() {
-    constant_gradient::<f32>(34.94472361287629, 212)
-        .expect("within τu of the held-coefficient step");
+    invariants::adam_on_a_constant_gradient_drifts_by_the_cumulative_rate::<f32>(
+        34.94472361287629,
+        212,
+    )
+    .expect("within τu of the held-coefficient step");
 }
