@@ -6,9 +6,9 @@
 //! [`crate::backend_tests!`]). The oracle is always the reference run in f64 on the backend's
 //! own inputs widened exactly, and the bound is `bound_T + bound_f64` (THEORY.md E4).
 
-pub mod training;
 mod layers;
 mod losses;
+pub mod training;
 
 pub use layers::{
     attention_backward_matches_reference, attention_matches_reference, check_attention,

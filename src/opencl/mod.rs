@@ -772,15 +772,6 @@ impl<T: Scalar> Backend<T> for OpenCl {
         train::train(self, task, config, steps)
     }
 
-    fn train(
-        &self,
-        task: &crate::reference::models::TrainingTask<T>,
-        config: &crate::reference::models::TrainingConfig,
-        steps: usize,
-    ) -> Result<crate::reference::models::TrainingRun<T>> {
-        crate::opencl::train::train(self, task, config, steps)
-    }
-
     // Losses, row-op backwards, embedding, dropout, attention: src/opencl/{losses,layers}.rs.
     fn softmax_rows_backward(
         &self,

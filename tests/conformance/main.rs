@@ -4,9 +4,9 @@
 mod bitwise;
 mod contrast;
 #[cfg(feature = "opencl")]
-mod device_training_gru;
-#[cfg(feature = "opencl")]
 mod device_training_encoder;
+#[cfg(feature = "opencl")]
+mod device_training_gru;
 mod invariants_seeds;
 #[cfg(feature = "opencl")]
 mod opencl_device;
