@@ -346,7 +346,9 @@ fn regression_layer_norm_backward_on_a_constant_row() {
 /// Every op of `OPS`, by name, through `conformance::dispatch`.
 mod every_op {
     use super::*;
-    use mloracle::conformance::dispatch::{class, run_op, Class, OpCase};
+    #[cfg(feature = "opencl")]
+    use mloracle::conformance::dispatch::class;
+    use mloracle::conformance::dispatch::{run_op, Class, OpCase};
 
     type Outcome = Result<Vec<f64>, Error>;
 
@@ -389,6 +391,7 @@ mod every_op {
         Ok(checked)
     }
 
+    #[cfg(feature = "opencl")]
     /// Where both succeed, the IEEE class (finite, NaN, +∞, −∞) of every output element agrees.
     fn same_non_finite_pattern<T: Scalar>(
         backend: &impl Backend<T>,

@@ -37,6 +37,28 @@ impl<T: Scalar> DeviceMlp<T> {
     pub(crate) fn new(cl: &OpenCl, model: &Mlp<T>, batch: &MlpBatch<T>) -> Result<Self> {
         let widths = model.config.widths.clone();
         let rows = batch.inputs.nrows();
+        // The reference's checks, in its order, so both backends fail alike.
+        let outputs = widths.last().copied().unwrap_or(0);
+        if batch.targets.dim() != (rows, outputs) {
+            return Err(crate::Error::ShapeMismatch {
+                op: "Mlp::loss_and_gradients",
+                detail: format!(
+                    "targets {:?} for inputs {:?} and {outputs} outputs",
+                    batch.targets.dim(),
+                    batch.inputs.dim()
+                ),
+            });
+        }
+        if batch.inputs.ncols() != widths.first().copied().unwrap_or(0) {
+            return Err(crate::Error::ShapeMismatch {
+                op: "Mlp::forward",
+                detail: format!(
+                    "inputs {:?} for {} input features",
+                    batch.inputs.dim(),
+                    widths[0]
+                ),
+            });
+        }
         let inputs = cl.upload_buffer(&batch.inputs.iter().copied().collect::<Vec<_>>())?;
         let mut activations = vec![inputs];
         let mut products = Vec::new();
