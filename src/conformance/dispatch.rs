@@ -4,7 +4,7 @@
 //!
 //! An [`OpCase`] holds one array of every shape the ops take, built from a few dimensions so that
 //! the shapes agree ([`OpCase::consistent`]); [`OpCase::with_mismatch`] then breaks one of them,
-//! and [`crate::strategy::op_case`] generates both kinds, with empty axes, and with NaN/±∞
+//! and the properties in `tests/conformance/reliability.rs` generate both kinds, with empty axes, and with NaN/±∞
 //! injected. [`run_op`] calls one op and flattens every output into one `Vec<f64>`, so two
 //! backends' results compare element by element.
 
