@@ -43,7 +43,7 @@ pub use linalg::{
     transpose,
 };
 
-pub(crate) use layers::layer_norm_eps;
+pub use layers::layer_norm_eps;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
