@@ -1,7 +1,13 @@
 //! The `Backend` trait: what a backend must compute to be checked by the oracle.
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{
+    Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix2,
+};
 
+use crate::reference::models::{TrainingConfig, TrainingRun, TrainingTask};
+use crate::reference::optim::{AdamHyper, AdamState, SgdHyper, SgdState};
+use crate::reference::{DropoutOutput, Reduction};
+use crate::rng::RandomKey;
 use crate::{Error, Result, Scalar};
 
 /// Names of every op in the trait, in the order the suite runs them.
@@ -28,10 +34,45 @@ pub const OPS: &[&str] = &[
     "add_rows",
     "layer_norm",
     "layer_norm_backward",
+    "matmul_backward",
+    "batched_matmul",
+    "batched_matmul_backward",
+    "transpose",
+    "add_rows_backward",
+    "mul_rows",
+    "mul_rows_backward",
+    "sum_axis",
+    "sum_axis_backward",
+    "mean_axis",
+    "mean_axis_backward",
+    "softmax_rows_backward",
+    "log_softmax_rows_backward",
+    "bce_with_logits",
+    "bce_with_logits_backward",
+    "mse",
+    "mse_backward",
+    "cross_entropy",
+    "cross_entropy_backward",
+    "embedding",
+    "embedding_backward",
+    "dropout",
+    "dropout_backward",
+    "attention",
+    "attention_backward",
+    "std_corrected",
+    "std_corrected_backward",
+    "sgd_step",
+    "adam_step",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "train",
 ];
 
 /// Gradients of LayerNorm: `(grad_x, grad_gamma, grad_beta)`.
 pub type LayerNormGrads<T> = (Array2<T>, Array1<T>, Array1<T>);
+
+/// Gradients of attention with respect to `(q, k, v)`, each `[batch, heads, seq, head_dim]`.
+pub type AttentionGrads<T> = (Array4<T>, Array4<T>, Array4<T>);
 
 /// Build the [`Error::Unsupported`] a default method returns.
 pub fn unsupported<T: Scalar>(backend: &str, op: &'static str) -> Error {
@@ -220,6 +261,332 @@ pub trait Backend<T: Scalar>: Send + Sync {
         let _ = (x, gamma, beta, eps, grad_output);
         Err(unsupported::<T>(&self.name(), "layer_norm_backward"))
     }
+
+    /// VJP of [`Backend::matmul`]: `(g·Bᵀ, Aᵀ·g)`; see [`crate::reference::matmul_backward`].
+    fn matmul_backward(
+        &self,
+        a: ArrayView2<'_, T>,
+        b: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<(Array2<T>, Array2<T>)> {
+        let _ = (a, b, grad_output);
+        Err(unsupported::<T>(&self.name(), "matmul_backward"))
+    }
+
+    /// Batched matrix product `[B, m, k]·[B, k, n]`; see [`crate::reference::batched_matmul`].
+    fn batched_matmul(&self, a: ArrayView3<'_, T>, b: ArrayView3<'_, T>) -> Result<Array3<T>> {
+        let _ = (a, b);
+        Err(unsupported::<T>(&self.name(), "batched_matmul"))
+    }
+
+    /// VJP of [`Backend::batched_matmul`]; see [`crate::reference::batched_matmul_backward`].
+    fn batched_matmul_backward(
+        &self,
+        a: ArrayView3<'_, T>,
+        b: ArrayView3<'_, T>,
+        grad_output: ArrayView3<'_, T>,
+    ) -> Result<(Array3<T>, Array3<T>)> {
+        let _ = (a, b, grad_output);
+        Err(unsupported::<T>(&self.name(), "batched_matmul_backward"))
+    }
+
+    /// Transpose, materialised row-major; see [`crate::reference::transpose`].
+    fn transpose(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let _ = x;
+        Err(unsupported::<T>(&self.name(), "transpose"))
+    }
+
+    /// VJP of [`Backend::add_rows`]: `(g, Σ_rows g)`; see [`crate::reference::add_rows_backward`].
+    fn add_rows_backward(&self, grad_output: ArrayView2<'_, T>) -> Result<(Array2<T>, Array1<T>)> {
+        let _ = grad_output;
+        Err(unsupported::<T>(&self.name(), "add_rows_backward"))
+    }
+
+    /// Multiply every row of `x [m, n]` by `b [n]`; see [`crate::reference::mul_rows`].
+    fn mul_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        let _ = (x, b);
+        Err(unsupported::<T>(&self.name(), "mul_rows"))
+    }
+
+    /// VJP of [`Backend::mul_rows`]; see [`crate::reference::mul_rows_backward`].
+    fn mul_rows_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        b: ArrayView1<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<(Array2<T>, Array1<T>)> {
+        let _ = (x, b, grad_output);
+        Err(unsupported::<T>(&self.name(), "mul_rows_backward"))
+    }
+
+    /// Sum over `axis` (0: columns' sums, 1: rows' sums); see [`crate::reference::sum_axis`].
+    fn sum_axis(&self, x: ArrayView2<'_, T>, axis: usize) -> Result<Array1<T>> {
+        let _ = (x, axis);
+        Err(unsupported::<T>(&self.name(), "sum_axis"))
+    }
+
+    /// VJP of [`Backend::sum_axis`] (a broadcast); see [`crate::reference::sum_axis_backward`].
+    fn sum_axis_backward(
+        &self,
+        shape: (usize, usize),
+        axis: usize,
+        grad_output: ArrayView1<'_, T>,
+    ) -> Result<Array2<T>> {
+        let _ = (shape, axis, grad_output);
+        Err(unsupported::<T>(&self.name(), "sum_axis_backward"))
+    }
+
+    /// Mean over `axis`; see [`crate::reference::mean_axis`].
+    fn mean_axis(&self, x: ArrayView2<'_, T>, axis: usize) -> Result<Array1<T>> {
+        let _ = (x, axis);
+        Err(unsupported::<T>(&self.name(), "mean_axis"))
+    }
+
+    /// VJP of [`Backend::mean_axis`]; see [`crate::reference::mean_axis_backward`].
+    fn mean_axis_backward(
+        &self,
+        shape: (usize, usize),
+        axis: usize,
+        grad_output: ArrayView1<'_, T>,
+    ) -> Result<Array2<T>> {
+        let _ = (shape, axis, grad_output);
+        Err(unsupported::<T>(&self.name(), "mean_axis_backward"))
+    }
+
+    /// VJP of the row softmax from its **output** `y`; see
+    /// [`crate::reference::softmax_rows_backward`].
+    fn softmax_rows_backward(
+        &self,
+        y: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        let _ = (y, grad_output);
+        Err(unsupported::<T>(&self.name(), "softmax_rows_backward"))
+    }
+
+    /// VJP of the row log-softmax from its **output** `y`; see
+    /// [`crate::reference::log_softmax_rows_backward`].
+    fn log_softmax_rows_backward(
+        &self,
+        y: ArrayView2<'_, T>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        let _ = (y, grad_output);
+        Err(unsupported::<T>(&self.name(), "log_softmax_rows_backward"))
+    }
+
+    /// BCE from logits with a reduction; see [`crate::reference::bce_with_logits`].
+    fn bce_with_logits(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+        reduction: Reduction,
+    ) -> Result<T> {
+        let _ = (logits, labels, reduction);
+        Err(unsupported::<T>(&self.name(), "bce_with_logits"))
+    }
+
+    /// Gradient of [`Backend::bce_with_logits`]; see
+    /// [`crate::reference::bce_with_logits_backward`].
+    fn bce_with_logits_backward(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        let _ = (logits, labels, reduction, grad_output);
+        Err(unsupported::<T>(&self.name(), "bce_with_logits_backward"))
+    }
+
+    /// Mean squared error (or sum); see [`crate::reference::mse`].
+    fn mse(
+        &self,
+        prediction: ArrayView2<'_, T>,
+        target: ArrayView2<'_, T>,
+        reduction: Reduction,
+    ) -> Result<T> {
+        let _ = (prediction, target, reduction);
+        Err(unsupported::<T>(&self.name(), "mse"))
+    }
+
+    /// Gradient of [`Backend::mse`] with respect to the prediction; see
+    /// [`crate::reference::mse_backward`].
+    fn mse_backward(
+        &self,
+        prediction: ArrayView2<'_, T>,
+        target: ArrayView2<'_, T>,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array2<T>> {
+        let _ = (prediction, target, reduction, grad_output);
+        Err(unsupported::<T>(&self.name(), "mse_backward"))
+    }
+
+    /// Softmax cross-entropy from logits `[n, c]` and class targets with `ignore_index`; see
+    /// [`crate::reference::cross_entropy`].
+    fn cross_entropy(
+        &self,
+        logits: ArrayView2<'_, T>,
+        targets: ArrayView1<'_, i64>,
+        ignore_index: i64,
+        reduction: Reduction,
+    ) -> Result<T> {
+        let _ = (logits, targets, ignore_index, reduction);
+        Err(unsupported::<T>(&self.name(), "cross_entropy"))
+    }
+
+    /// Gradient of [`Backend::cross_entropy`] with respect to the logits; see
+    /// [`crate::reference::cross_entropy_backward`].
+    fn cross_entropy_backward(
+        &self,
+        logits: ArrayView2<'_, T>,
+        targets: ArrayView1<'_, i64>,
+        ignore_index: i64,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array2<T>> {
+        let _ = (logits, targets, ignore_index, reduction, grad_output);
+        Err(unsupported::<T>(&self.name(), "cross_entropy_backward"))
+    }
+
+    /// Embedding lookup `table[ids]`; see [`crate::reference::embedding`].
+    fn embedding(&self, table: ArrayView2<'_, T>, ids: ArrayView1<'_, usize>) -> Result<Array2<T>> {
+        let _ = (table, ids);
+        Err(unsupported::<T>(&self.name(), "embedding"))
+    }
+
+    /// Gradient of the embedding table (scatter-add in index order); see
+    /// [`crate::reference::embedding_backward`].
+    fn embedding_backward(
+        &self,
+        vocab: usize,
+        ids: ArrayView1<'_, usize>,
+        grad_output: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        let _ = (vocab, ids, grad_output);
+        Err(unsupported::<T>(&self.name(), "embedding_backward"))
+    }
+
+    /// Dropout with the counter-based mask of `key`; see [`crate::reference::dropout`]. The mask
+    /// must be bitwise the reference's.
+    fn dropout(
+        &self,
+        x: ArrayView2<'_, T>,
+        p: f64,
+        key: RandomKey,
+    ) -> Result<DropoutOutput<T, Ix2>> {
+        let _ = (x, p, key);
+        Err(unsupported::<T>(&self.name(), "dropout"))
+    }
+
+    /// VJP of dropout; see [`crate::reference::dropout_backward`].
+    fn dropout_backward(
+        &self,
+        grad_output: ArrayView2<'_, T>,
+        mask: ArrayView2<'_, bool>,
+        scale: T,
+    ) -> Result<Array2<T>> {
+        let _ = (grad_output, mask, scale);
+        Err(unsupported::<T>(&self.name(), "dropout_backward"))
+    }
+
+    /// Scaled dot-product attention per batch and head, `[batch, heads, seq, head_dim]`, with an
+    /// additive key mask `[batch, seq]`; see [`crate::reference::attention`].
+    fn attention(
+        &self,
+        q: ArrayView4<'_, T>,
+        k: ArrayView4<'_, T>,
+        v: ArrayView4<'_, T>,
+        key_mask: ArrayView2<'_, T>,
+    ) -> Result<Array4<T>> {
+        let _ = (q, k, v, key_mask);
+        Err(unsupported::<T>(&self.name(), "attention"))
+    }
+
+    /// VJP of [`Backend::attention`]; see [`crate::reference::attention_backward`].
+    fn attention_backward(
+        &self,
+        q: ArrayView4<'_, T>,
+        k: ArrayView4<'_, T>,
+        v: ArrayView4<'_, T>,
+        key_mask: ArrayView2<'_, T>,
+        grad_output: ArrayView4<'_, T>,
+    ) -> Result<AttentionGrads<T>> {
+        let _ = (q, k, v, key_mask, grad_output);
+        Err(unsupported::<T>(&self.name(), "attention_backward"))
+    }
+
+    /// Standard deviation with Bessel-style `correction`; see
+    /// [`crate::reference::std_corrected`].
+    fn std_corrected(&self, values: ArrayView1<'_, T>, correction: usize) -> Result<T> {
+        let _ = (values, correction);
+        Err(unsupported::<T>(&self.name(), "std_corrected"))
+    }
+
+    /// Gradient of [`Backend::std_corrected`]; see
+    /// [`crate::reference::std_corrected_backward`].
+    fn std_corrected_backward(
+        &self,
+        values: ArrayView1<'_, T>,
+        correction: usize,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        let _ = (values, correction, grad_output);
+        Err(unsupported::<T>(&self.name(), "std_corrected_backward"))
+    }
+
+    /// One SGD step on one tensor: `(new parameters, new state)`; see
+    /// [`crate::reference::optim::sgd_step`].
+    fn sgd_step(
+        &self,
+        state: &SgdState<T>,
+        parameters: ArrayView1<'_, T>,
+        gradient: ArrayView1<'_, T>,
+        hyper: &SgdHyper,
+    ) -> Result<(Array1<T>, SgdState<T>)> {
+        let _ = (state, parameters, gradient, hyper);
+        Err(unsupported::<T>(&self.name(), "sgd_step"))
+    }
+
+    /// One Adam/AdamW step on one tensor: `(new parameters, new state)`; see
+    /// [`crate::reference::optim::adam_step`].
+    fn adam_step(
+        &self,
+        state: &AdamState<T>,
+        parameters: ArrayView1<'_, T>,
+        gradient: ArrayView1<'_, T>,
+        hyper: &AdamHyper,
+    ) -> Result<(Array1<T>, AdamState<T>)> {
+        let _ = (state, parameters, gradient, hyper);
+        Err(unsupported::<T>(&self.name(), "adam_step"))
+    }
+
+    /// `clip_grad_norm_` over all `gradients` (global norm), in place; returns the norm before
+    /// clipping; see [`crate::reference::optim::clip_grad_norm`].
+    fn clip_grad_norm(&self, gradients: &mut [Array1<T>], max_norm: f64) -> Result<T> {
+        let _ = (gradients, max_norm);
+        Err(unsupported::<T>(&self.name(), "clip_grad_norm"))
+    }
+
+    /// `clip_grad_value_`, in place; see [`crate::reference::optim::clip_grad_value`].
+    fn clip_grad_value(&self, gradients: &mut [Array1<T>], clip_value: f64) -> Result<()> {
+        let _ = (gradients, clip_value);
+        Err(unsupported::<T>(&self.name(), "clip_grad_value"))
+    }
+
+    /// Train `task` for `steps` steps with `config` (PyTorch's loop, see
+    /// [`crate::reference::models::Trainer`]); the loss trace, final parameters and the
+    /// gradients the optimizer saw last. A device backend keeps the state resident between steps.
+    fn train(
+        &self,
+        task: &TrainingTask<T>,
+        config: &TrainingConfig,
+        steps: usize,
+    ) -> Result<TrainingRun<T>> {
+        let _ = (task, config, steps);
+        Err(unsupported::<T>(&self.name(), "train"))
+    }
 }
 
 impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for &B {
@@ -309,5 +676,219 @@ impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for &B {
         grad_output: ArrayView2<'_, T>,
     ) -> Result<LayerNormGrads<T>> {
         (**self).layer_norm_backward(x, gamma, beta, eps, grad_output)
+    }
+    fn matmul_backward(
+        &self,
+        a: ArrayView2<'_, T>,
+        b: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+    ) -> Result<(Array2<T>, Array2<T>)> {
+        (**self).matmul_backward(a, b, g)
+    }
+    fn batched_matmul(&self, a: ArrayView3<'_, T>, b: ArrayView3<'_, T>) -> Result<Array3<T>> {
+        (**self).batched_matmul(a, b)
+    }
+    fn batched_matmul_backward(
+        &self,
+        a: ArrayView3<'_, T>,
+        b: ArrayView3<'_, T>,
+        g: ArrayView3<'_, T>,
+    ) -> Result<(Array3<T>, Array3<T>)> {
+        (**self).batched_matmul_backward(a, b, g)
+    }
+    fn transpose(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        (**self).transpose(x)
+    }
+    fn add_rows_backward(&self, g: ArrayView2<'_, T>) -> Result<(Array2<T>, Array1<T>)> {
+        (**self).add_rows_backward(g)
+    }
+    fn mul_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        (**self).mul_rows(x, b)
+    }
+    fn mul_rows_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        b: ArrayView1<'_, T>,
+        g: ArrayView2<'_, T>,
+    ) -> Result<(Array2<T>, Array1<T>)> {
+        (**self).mul_rows_backward(x, b, g)
+    }
+    fn sum_axis(&self, x: ArrayView2<'_, T>, axis: usize) -> Result<Array1<T>> {
+        (**self).sum_axis(x, axis)
+    }
+    fn sum_axis_backward(
+        &self,
+        shape: (usize, usize),
+        axis: usize,
+        g: ArrayView1<'_, T>,
+    ) -> Result<Array2<T>> {
+        (**self).sum_axis_backward(shape, axis, g)
+    }
+    fn mean_axis(&self, x: ArrayView2<'_, T>, axis: usize) -> Result<Array1<T>> {
+        (**self).mean_axis(x, axis)
+    }
+    fn mean_axis_backward(
+        &self,
+        shape: (usize, usize),
+        axis: usize,
+        g: ArrayView1<'_, T>,
+    ) -> Result<Array2<T>> {
+        (**self).mean_axis_backward(shape, axis, g)
+    }
+    fn softmax_rows_backward(
+        &self,
+        y: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        (**self).softmax_rows_backward(y, g)
+    }
+    fn log_softmax_rows_backward(
+        &self,
+        y: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        (**self).log_softmax_rows_backward(y, g)
+    }
+    fn bce_with_logits(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+        reduction: Reduction,
+    ) -> Result<T> {
+        (**self).bce_with_logits(logits, labels, reduction)
+    }
+    fn bce_with_logits_backward(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        (**self).bce_with_logits_backward(logits, labels, reduction, grad_output)
+    }
+    fn mse(
+        &self,
+        prediction: ArrayView2<'_, T>,
+        target: ArrayView2<'_, T>,
+        reduction: Reduction,
+    ) -> Result<T> {
+        (**self).mse(prediction, target, reduction)
+    }
+    fn mse_backward(
+        &self,
+        prediction: ArrayView2<'_, T>,
+        target: ArrayView2<'_, T>,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array2<T>> {
+        (**self).mse_backward(prediction, target, reduction, grad_output)
+    }
+    fn cross_entropy(
+        &self,
+        logits: ArrayView2<'_, T>,
+        targets: ArrayView1<'_, i64>,
+        ignore_index: i64,
+        reduction: Reduction,
+    ) -> Result<T> {
+        (**self).cross_entropy(logits, targets, ignore_index, reduction)
+    }
+    fn cross_entropy_backward(
+        &self,
+        logits: ArrayView2<'_, T>,
+        targets: ArrayView1<'_, i64>,
+        ignore_index: i64,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array2<T>> {
+        (**self).cross_entropy_backward(logits, targets, ignore_index, reduction, grad_output)
+    }
+    fn embedding(&self, table: ArrayView2<'_, T>, ids: ArrayView1<'_, usize>) -> Result<Array2<T>> {
+        (**self).embedding(table, ids)
+    }
+    fn embedding_backward(
+        &self,
+        vocab: usize,
+        ids: ArrayView1<'_, usize>,
+        g: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        (**self).embedding_backward(vocab, ids, g)
+    }
+    fn dropout(
+        &self,
+        x: ArrayView2<'_, T>,
+        p: f64,
+        key: RandomKey,
+    ) -> Result<DropoutOutput<T, Ix2>> {
+        (**self).dropout(x, p, key)
+    }
+    fn dropout_backward(
+        &self,
+        g: ArrayView2<'_, T>,
+        mask: ArrayView2<'_, bool>,
+        scale: T,
+    ) -> Result<Array2<T>> {
+        (**self).dropout_backward(g, mask, scale)
+    }
+    fn attention(
+        &self,
+        q: ArrayView4<'_, T>,
+        k: ArrayView4<'_, T>,
+        v: ArrayView4<'_, T>,
+        key_mask: ArrayView2<'_, T>,
+    ) -> Result<Array4<T>> {
+        (**self).attention(q, k, v, key_mask)
+    }
+    fn attention_backward(
+        &self,
+        q: ArrayView4<'_, T>,
+        k: ArrayView4<'_, T>,
+        v: ArrayView4<'_, T>,
+        key_mask: ArrayView2<'_, T>,
+        g: ArrayView4<'_, T>,
+    ) -> Result<AttentionGrads<T>> {
+        (**self).attention_backward(q, k, v, key_mask, g)
+    }
+    fn std_corrected(&self, values: ArrayView1<'_, T>, correction: usize) -> Result<T> {
+        (**self).std_corrected(values, correction)
+    }
+    fn std_corrected_backward(
+        &self,
+        values: ArrayView1<'_, T>,
+        correction: usize,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        (**self).std_corrected_backward(values, correction, grad_output)
+    }
+    fn sgd_step(
+        &self,
+        state: &SgdState<T>,
+        parameters: ArrayView1<'_, T>,
+        gradient: ArrayView1<'_, T>,
+        hyper: &SgdHyper,
+    ) -> Result<(Array1<T>, SgdState<T>)> {
+        (**self).sgd_step(state, parameters, gradient, hyper)
+    }
+    fn adam_step(
+        &self,
+        state: &AdamState<T>,
+        parameters: ArrayView1<'_, T>,
+        gradient: ArrayView1<'_, T>,
+        hyper: &AdamHyper,
+    ) -> Result<(Array1<T>, AdamState<T>)> {
+        (**self).adam_step(state, parameters, gradient, hyper)
+    }
+    fn clip_grad_norm(&self, gradients: &mut [Array1<T>], max_norm: f64) -> Result<T> {
+        (**self).clip_grad_norm(gradients, max_norm)
+    }
+    fn clip_grad_value(&self, gradients: &mut [Array1<T>], clip_value: f64) -> Result<()> {
+        (**self).clip_grad_value(gradients, clip_value)
+    }
+    fn train(
+        &self,
+        task: &TrainingTask<T>,
+        config: &TrainingConfig,
+        steps: usize,
+    ) -> Result<TrainingRun<T>> {
+        (**self).train(task, config, steps)
     }
 }

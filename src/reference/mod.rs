@@ -45,10 +45,15 @@ pub use linalg::{
 
 pub use layers::layer_norm_eps;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{
+    Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix2,
+};
 
-use crate::backend::LayerNormGrads;
+use crate::backend::{AttentionGrads, LayerNormGrads};
+use crate::rng::RandomKey;
 use crate::{Backend, Result, Scalar};
+use models::{TrainingConfig, TrainingRun, TrainingTask};
+use optim::{AdamHyper, AdamState, SgdHyper, SgdState};
 
 /// The reference backend. Stateless: one value serves every scalar type.
 #[derive(Debug, Clone, Copy, Default)]
@@ -141,5 +146,219 @@ impl<T: Scalar> Backend<T> for Reference {
         grad_output: ArrayView2<'_, T>,
     ) -> Result<LayerNormGrads<T>> {
         layer_norm_backward(x, gamma, beta, eps, grad_output)
+    }
+    fn matmul_backward(
+        &self,
+        a: ArrayView2<'_, T>,
+        b: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+    ) -> Result<(Array2<T>, Array2<T>)> {
+        matmul_backward(a, b, g)
+    }
+    fn batched_matmul(&self, a: ArrayView3<'_, T>, b: ArrayView3<'_, T>) -> Result<Array3<T>> {
+        batched_matmul(a, b)
+    }
+    fn batched_matmul_backward(
+        &self,
+        a: ArrayView3<'_, T>,
+        b: ArrayView3<'_, T>,
+        g: ArrayView3<'_, T>,
+    ) -> Result<(Array3<T>, Array3<T>)> {
+        batched_matmul_backward(a, b, g)
+    }
+    fn transpose(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        Ok(transpose(x))
+    }
+    fn add_rows_backward(&self, g: ArrayView2<'_, T>) -> Result<(Array2<T>, Array1<T>)> {
+        Ok(add_rows_backward(g))
+    }
+    fn mul_rows(&self, x: ArrayView2<'_, T>, b: ArrayView1<'_, T>) -> Result<Array2<T>> {
+        mul_rows(x, b)
+    }
+    fn mul_rows_backward(
+        &self,
+        x: ArrayView2<'_, T>,
+        b: ArrayView1<'_, T>,
+        g: ArrayView2<'_, T>,
+    ) -> Result<(Array2<T>, Array1<T>)> {
+        mul_rows_backward(x, b, g)
+    }
+    fn sum_axis(&self, x: ArrayView2<'_, T>, axis: usize) -> Result<Array1<T>> {
+        sum_axis(x, axis)
+    }
+    fn sum_axis_backward(
+        &self,
+        shape: (usize, usize),
+        axis: usize,
+        g: ArrayView1<'_, T>,
+    ) -> Result<Array2<T>> {
+        sum_axis_backward(shape, axis, g)
+    }
+    fn mean_axis(&self, x: ArrayView2<'_, T>, axis: usize) -> Result<Array1<T>> {
+        mean_axis(x, axis)
+    }
+    fn mean_axis_backward(
+        &self,
+        shape: (usize, usize),
+        axis: usize,
+        g: ArrayView1<'_, T>,
+    ) -> Result<Array2<T>> {
+        mean_axis_backward(shape, axis, g)
+    }
+    fn softmax_rows_backward(
+        &self,
+        y: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        softmax_rows_backward(y, g)
+    }
+    fn log_softmax_rows_backward(
+        &self,
+        y: ArrayView2<'_, T>,
+        g: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        log_softmax_rows_backward(y, g)
+    }
+    fn bce_with_logits(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+        reduction: Reduction,
+    ) -> Result<T> {
+        bce_with_logits(logits, labels, reduction)
+    }
+    fn bce_with_logits_backward(
+        &self,
+        logits: ArrayView1<'_, T>,
+        labels: ArrayView1<'_, T>,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        bce_with_logits_backward(logits, labels, reduction, grad_output)
+    }
+    fn mse(
+        &self,
+        prediction: ArrayView2<'_, T>,
+        target: ArrayView2<'_, T>,
+        reduction: Reduction,
+    ) -> Result<T> {
+        mse(prediction, target, reduction)
+    }
+    fn mse_backward(
+        &self,
+        prediction: ArrayView2<'_, T>,
+        target: ArrayView2<'_, T>,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array2<T>> {
+        mse_backward(prediction, target, reduction, grad_output)
+    }
+    fn cross_entropy(
+        &self,
+        logits: ArrayView2<'_, T>,
+        targets: ArrayView1<'_, i64>,
+        ignore_index: i64,
+        reduction: Reduction,
+    ) -> Result<T> {
+        cross_entropy(logits, targets, ignore_index, reduction)
+    }
+    fn cross_entropy_backward(
+        &self,
+        logits: ArrayView2<'_, T>,
+        targets: ArrayView1<'_, i64>,
+        ignore_index: i64,
+        reduction: Reduction,
+        grad_output: T,
+    ) -> Result<Array2<T>> {
+        cross_entropy_backward(logits, targets, ignore_index, reduction, grad_output)
+    }
+    fn embedding(&self, table: ArrayView2<'_, T>, ids: ArrayView1<'_, usize>) -> Result<Array2<T>> {
+        embedding(table, ids)
+    }
+    fn embedding_backward(
+        &self,
+        vocab: usize,
+        ids: ArrayView1<'_, usize>,
+        g: ArrayView2<'_, T>,
+    ) -> Result<Array2<T>> {
+        embedding_backward(vocab, ids, g)
+    }
+    fn dropout(
+        &self,
+        x: ArrayView2<'_, T>,
+        p: f64,
+        key: RandomKey,
+    ) -> Result<DropoutOutput<T, Ix2>> {
+        dropout(x, p, key)
+    }
+    fn dropout_backward(
+        &self,
+        g: ArrayView2<'_, T>,
+        mask: ArrayView2<'_, bool>,
+        scale: T,
+    ) -> Result<Array2<T>> {
+        dropout_backward(g, mask, scale)
+    }
+    fn attention(
+        &self,
+        q: ArrayView4<'_, T>,
+        k: ArrayView4<'_, T>,
+        v: ArrayView4<'_, T>,
+        key_mask: ArrayView2<'_, T>,
+    ) -> Result<Array4<T>> {
+        attention(q, k, v, key_mask)
+    }
+    fn attention_backward(
+        &self,
+        q: ArrayView4<'_, T>,
+        k: ArrayView4<'_, T>,
+        v: ArrayView4<'_, T>,
+        key_mask: ArrayView2<'_, T>,
+        g: ArrayView4<'_, T>,
+    ) -> Result<AttentionGrads<T>> {
+        attention_backward(q, k, v, key_mask, g)
+    }
+    fn std_corrected(&self, values: ArrayView1<'_, T>, correction: usize) -> Result<T> {
+        std_corrected(values, correction)
+    }
+    fn std_corrected_backward(
+        &self,
+        values: ArrayView1<'_, T>,
+        correction: usize,
+        grad_output: T,
+    ) -> Result<Array1<T>> {
+        std_corrected_backward(values, correction, grad_output)
+    }
+    fn sgd_step(
+        &self,
+        state: &SgdState<T>,
+        parameters: ArrayView1<'_, T>,
+        gradient: ArrayView1<'_, T>,
+        hyper: &SgdHyper,
+    ) -> Result<(Array1<T>, SgdState<T>)> {
+        optim::sgd_step(state, parameters, gradient, hyper)
+    }
+    fn adam_step(
+        &self,
+        state: &AdamState<T>,
+        parameters: ArrayView1<'_, T>,
+        gradient: ArrayView1<'_, T>,
+        hyper: &AdamHyper,
+    ) -> Result<(Array1<T>, AdamState<T>)> {
+        optim::adam_step(state, parameters, gradient, hyper)
+    }
+    fn clip_grad_norm(&self, gradients: &mut [Array1<T>], max_norm: f64) -> Result<T> {
+        optim::clip_grad_norm(gradients, max_norm)
+    }
+    fn clip_grad_value(&self, gradients: &mut [Array1<T>], clip_value: f64) -> Result<()> {
+        optim::clip_grad_value(gradients, clip_value)
+    }
+    fn train(
+        &self,
+        task: &TrainingTask<T>,
+        config: &TrainingConfig,
+        steps: usize,
+    ) -> Result<TrainingRun<T>> {
+        models::train(task, config, steps)
     }
 }

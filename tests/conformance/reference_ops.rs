@@ -720,3 +720,15 @@ fn softmax_backward_closed_form() {
     }
     let _: ArrayView2<'_, f64> = d.view();
 }
+
+/// Every name in `OPS` is implemented by the reference in both scalar types (the probe of an
+/// unknown name is an error, so a name added to `OPS` without a probe fails here too).
+#[test]
+fn reference_implements_every_op() {
+    for &op in mloracle::backend::OPS {
+        mloracle::conformance::probe::<f32>(&mloracle::Reference, op)
+            .unwrap_or_else(|e| panic!("reference<f32> {op}: {e}"));
+        mloracle::conformance::probe::<f64>(&mloracle::Reference, op)
+            .unwrap_or_else(|e| panic!("reference<f64> {op}: {e}"));
+    }
+}

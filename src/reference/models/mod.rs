@@ -217,6 +217,91 @@ impl<T: Scalar, M: Model<T>> Trainer<T, M> {
     }
 }
 
+/// One of the three models with the batch it trains on: what [`crate::Backend::train`] runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainingTask<T> {
+    /// The MLP of seeds 000 and 001.
+    Mlp {
+        /// The model in its initial state.
+        model: mlp::Mlp<T>,
+        /// The batch every step trains on.
+        batch: mlp::MlpBatch<T>,
+    },
+    /// The BERT-like encoder of seed 003.
+    Encoder {
+        /// The model in its initial state.
+        model: encoder::Encoder<T>,
+        /// The batch every step trains on.
+        batch: encoder::EncoderBatch,
+    },
+    /// The GRU of seed 002.
+    Gru {
+        /// The model in its initial state.
+        model: gru::GruModel<T>,
+        /// The batch every step trains on.
+        batch: gru::GruBatch,
+    },
+}
+
+impl<T: Scalar> TrainingTask<T> {
+    /// The initial parameters, in the model's order.
+    pub fn parameters(&self) -> &[Array1<T>] {
+        match self {
+            TrainingTask::Mlp { model, .. } => model.parameters(),
+            TrainingTask::Encoder { model, .. } => model.parameters(),
+            TrainingTask::Gru { model, .. } => model.parameters(),
+        }
+    }
+
+    /// The parameter names, in the model's order.
+    pub fn parameter_names(&self) -> Vec<String> {
+        match self {
+            TrainingTask::Mlp { model, .. } => model.parameter_names(),
+            TrainingTask::Encoder { model, .. } => model.parameter_names(),
+            TrainingTask::Gru { model, .. } => model.parameter_names(),
+        }
+    }
+}
+
+/// What [`crate::Backend::train`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingRun<T> {
+    /// The loss of every step's forward pass (before its update).
+    pub losses: Vec<T>,
+    /// The parameters after the last step.
+    pub parameters: Vec<Array1<T>>,
+    /// The gradients the optimizer saw in the last step (after accumulation and clipping);
+    /// zeros when `steps` is 0.
+    pub gradients: Vec<Array1<T>>,
+}
+
+/// The reference's `train`: a [`Trainer`] on a copy of the task's model, `steps` steps.
+pub fn train<T: Scalar>(
+    task: &TrainingTask<T>,
+    config: &TrainingConfig,
+    steps: usize,
+) -> Result<TrainingRun<T>> {
+    fn run<T: Scalar, M: Model<T> + Clone>(
+        model: &M,
+        batch: &M::Batch,
+        config: &TrainingConfig,
+        steps: usize,
+    ) -> Result<TrainingRun<T>> {
+        let mut trainer = Trainer::new(model.clone(), *config)?;
+        let losses = trainer.train(batch, steps)?;
+        Ok(TrainingRun {
+            losses,
+            parameters: trainer.model.parameters().to_vec(),
+            gradients: trainer.stored_gradients().to_vec(),
+        })
+    }
+    match task {
+        TrainingTask::Mlp { model, batch } => run(model, batch, config, steps),
+        TrainingTask::Encoder { model, batch } => run(model, batch, config, steps),
+        TrainingTask::Gru { model, batch } => run(model, batch, config, steps),
+    }
+}
+
 /// A linear layer's forward pass in PyTorch's layout: `y = x·Wᵀ + b`, `W` `[out, in]`
 /// (flattened row-major), `b` `[out]`.
 pub(crate) fn linear<T: Scalar>(

@@ -8,10 +8,11 @@
 
 use std::fmt;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2};
 use proptest::test_runner::{TestCaseError, TestCaseResult};
 
 use crate::compare::{self, format_values, Agreement, Mismatch, Subject};
+use crate::reference::Reduction;
 use crate::tolerance::{self, ArithModel};
 use crate::{reference, Backend, Error, Scalar};
 
@@ -1080,6 +1081,148 @@ pub fn probe<T: Scalar>(backend: &impl Backend<T>, op: &str) -> Result<(), Error
         "layer_norm_backward" => backend
             .layer_norm_backward(x.view(), z.view(), z.view(), 1e-5, x.view())
             .map(drop),
-        _ => Ok(()),
+        "matmul_backward" => backend
+            .matmul_backward(x.view(), x.t(), Array2::zeros((1, 1)).view())
+            .map(drop),
+        "batched_matmul" => {
+            let a = Array3::<T>::zeros((2, 1, 2));
+            let b = Array3::<T>::zeros((2, 2, 3));
+            backend.batched_matmul(a.view(), b.view()).map(drop)
+        }
+        "batched_matmul_backward" => {
+            let a = Array3::<T>::zeros((2, 1, 2));
+            let b = Array3::<T>::zeros((2, 2, 3));
+            let g = Array3::<T>::zeros((2, 1, 3));
+            backend
+                .batched_matmul_backward(a.view(), b.view(), g.view())
+                .map(drop)
+        }
+        "transpose" => backend.transpose(x.view()).map(drop),
+        "add_rows_backward" => backend.add_rows_backward(x.view()).map(drop),
+        "mul_rows" => backend.mul_rows(x.view(), z.view()).map(drop),
+        "mul_rows_backward" => backend
+            .mul_rows_backward(x.view(), z.view(), x.view())
+            .map(drop),
+        "sum_axis" => backend.sum_axis(x.view(), 0).map(drop),
+        "sum_axis_backward" => backend.sum_axis_backward((1, 2), 0, z.view()).map(drop),
+        "mean_axis" => backend.mean_axis(x.view(), 1).map(drop),
+        "mean_axis_backward" => backend
+            .mean_axis_backward((2, 1), 0, Array1::zeros(1).view())
+            .map(drop),
+        "softmax_rows_backward" => backend.softmax_rows_backward(x.view(), x.view()).map(drop),
+        "log_softmax_rows_backward" => backend
+            .log_softmax_rows_backward(x.view(), x.view())
+            .map(drop),
+        "bce_with_logits" => backend
+            .bce_with_logits(z.view(), z.view(), Reduction::Sum)
+            .map(drop),
+        "bce_with_logits_backward" => backend
+            .bce_with_logits_backward(z.view(), z.view(), Reduction::Sum, T::one())
+            .map(drop),
+        "mse" => backend.mse(x.view(), x.view(), Reduction::Mean).map(drop),
+        "mse_backward" => backend
+            .mse_backward(x.view(), x.view(), Reduction::Mean, T::one())
+            .map(drop),
+        "cross_entropy" => backend
+            .cross_entropy(
+                x.view(),
+                ndarray::arr1(&[1i64]).view(),
+                -100,
+                Reduction::Mean,
+            )
+            .map(drop),
+        "cross_entropy_backward" => backend
+            .cross_entropy_backward(
+                x.view(),
+                ndarray::arr1(&[1i64]).view(),
+                -100,
+                Reduction::Mean,
+                T::one(),
+            )
+            .map(drop),
+        "embedding" => backend
+            .embedding(x.view(), ndarray::arr1(&[0usize, 0]).view())
+            .map(drop),
+        "embedding_backward" => backend
+            .embedding_backward(1, ndarray::arr1(&[0usize]).view(), x.view())
+            .map(drop),
+        "dropout" => backend
+            .dropout(
+                x.view(),
+                0.5,
+                crate::rng::RandomKey {
+                    seed: 1,
+                    step: 0,
+                    tensor_id: 0,
+                },
+            )
+            .map(drop),
+        "dropout_backward" => backend
+            .dropout_backward(x.view(), Array2::from_elem((1, 2), true).view(), T::one())
+            .map(drop),
+        "attention" | "attention_backward" => {
+            let q = ndarray::Array4::<T>::zeros((1, 1, 2, 2));
+            let mask = Array2::<T>::zeros((1, 2));
+            if op == "attention" {
+                backend
+                    .attention(q.view(), q.view(), q.view(), mask.view())
+                    .map(drop)
+            } else {
+                backend
+                    .attention_backward(q.view(), q.view(), q.view(), mask.view(), q.view())
+                    .map(drop)
+            }
+        }
+        "std_corrected" => backend.std_corrected(z.view(), 1).map(drop),
+        "std_corrected_backward" => backend
+            .std_corrected_backward(z.view(), 1, T::one())
+            .map(drop),
+        "sgd_step" => backend
+            .sgd_step(
+                &crate::reference::optim::SgdState::default(),
+                z.view(),
+                z.view(),
+                &crate::reference::optim::SgdHyper::plain(0.1),
+            )
+            .map(drop),
+        "adam_step" => backend
+            .adam_step(
+                &crate::reference::optim::AdamState::zeros(2),
+                z.view(),
+                z.view(),
+                &crate::reference::optim::AdamHyper::new(0.1, 0.9, 0.999, 1e-8),
+            )
+            .map(drop),
+        "clip_grad_norm" => backend.clip_grad_norm(&mut [z.clone()], 1.0).map(drop),
+        "clip_grad_value" => backend.clip_grad_value(&mut [z.clone()], 1.0).map(drop),
+        "train" => {
+            let config = crate::reference::models::mlp::MlpConfig {
+                widths: vec![2, 1],
+                hidden_activation: crate::reference::models::mlp::Activation::Identity,
+                output_activation: crate::reference::models::mlp::Activation::Identity,
+                loss: crate::reference::models::mlp::MlpLoss::BceWithLogits,
+                seed: 0,
+            };
+            let task = crate::reference::models::TrainingTask::Mlp {
+                model: crate::reference::models::mlp::Mlp::new(config)?,
+                batch: crate::reference::models::mlp::MlpBatch {
+                    inputs: x.clone(),
+                    targets: Array2::zeros((1, 1)),
+                },
+            };
+            backend
+                .train(
+                    &task,
+                    &crate::reference::models::TrainingConfig::sgd(0.1),
+                    1,
+                )
+                .map(drop)
+        }
+        _ => Err(Error::InvalidParameter {
+            op: "probe",
+            name: "op",
+            value: op.to_string(),
+            reason: "not a name in mloracle::backend::OPS".into(),
+        }),
     }
 }
