@@ -7,6 +7,7 @@ mod invariants_seeds;
 #[cfg(feature = "opencl")]
 mod opencl_device;
 mod planted;
+mod readable;
 mod reference_gru;
 mod reference_models;
 mod reference_ops;
