@@ -216,6 +216,7 @@ pub fn compare(
         }
     }
     if failures > 0 {
+        crate::dump::record_comparison(&subject.op, actual.view(), expected.view(), bound.view());
         return Err(mismatch(failures, worst.map(|(_, w)| w)));
     }
     Ok(Agreement {

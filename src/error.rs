@@ -83,6 +83,18 @@ pub enum Error {
         /// The limit.
         limit: u128,
     },
+    /// A third-party backend's own library failed on an input the oracle considers valid (the
+    /// library's error text, e.g. from candle or burn). The conformance suite reports it as a
+    /// failure of that op, never as a skip.
+    #[error("{backend}: {op} failed: {message}")]
+    Backend {
+        /// Backend name.
+        backend: String,
+        /// Op name.
+        op: &'static str,
+        /// The library's error, formatted.
+        message: String,
+    },
     /// The backend does not implement this op for this scalar type.
     #[error("{backend}: {op} is not supported for {scalar}{}", if .reason.is_empty() { String::new() } else { format!(" ({})", .reason) })]
     Unsupported {

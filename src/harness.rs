@@ -144,15 +144,84 @@ pub fn run_property<T, B, S>(
         return;
     }
     let mut runner = TestRunner::new(config_for_backend_tests(source_file));
-    match runner.run(&strategy, |value| check(&backend, value)) {
+    crate::dump::clear();
+    let run = |value| {
+        // Only a failing call replaces the kept tensors (with its own, or none for a failure
+        // that recorded nothing), so the last failing call, the minimal case, is what remains.
+        let kept = crate::dump::take_last();
+        let result = check(&backend, value);
+        if result.is_ok() {
+            if let Some(tensors) = kept {
+                crate::dump::record(tensors);
+            }
+        }
+        result
+    };
+    match runner.run(&strategy, run) {
         Ok(()) => {}
         Err(TestError::Fail(reason, value)) => panic!(
-            "{test} failed: {reason}\nminimal failing input: {}\nrerun: cargo test --release {test} \
-             (the seed is persisted next to {source_file})",
-            truncated(format!("{value:?}"), 4000)
+            "{test} failed: {reason}\nminimal failing input: {}\n{}",
+            truncated(format!("{value:?}"), 4000),
+            how_to_rerun(test, source_file)
         ),
         Err(TestError::Abort(reason)) => panic!("{test} aborted: {reason}"),
     }
+}
+
+/// The integration-test target that `source_file` belongs to: `tests/<name>.rs` or
+/// `tests/<name>/main.rs` give `<name>`.
+pub fn test_target(source_file: &str) -> Option<String> {
+    let path = std::path::Path::new(source_file);
+    let mut parts: Vec<&str> = path.iter().filter_map(|p| p.to_str()).collect();
+    let tests = parts.iter().rposition(|p| *p == "tests")?;
+    parts.drain(..=tests);
+    match parts.as_slice() {
+        [file] => file.strip_suffix(".rs").map(str::to_string),
+        [dir, "main.rs"] => Some((*dir).to_string()),
+        _ => None,
+    }
+}
+
+/// How to rerun the failing case of `test` (defined in `source_file`), and where its tensors
+/// went when [`crate::dump::DUMP_DIR_ENV`] is set (written here, from the last failing case
+/// the checks recorded: the minimal one).
+pub fn how_to_rerun(test: &str, source_file: &str) -> String {
+    let target = test_target(source_file)
+        .map(|t| format!(" --test {t}"))
+        .unwrap_or_default();
+    let regressions = std::path::Path::new(source_file).with_extension("proptest-regressions");
+    let mut text = format!(
+        "rerun just this case: PROPTEST_CASES=1 cargo test --release{target} {test}\n  \
+         (proptest persisted the failing seed as a `cc …` line in {}; persisted seeds replay \
+         first, so the rerun starts with this case; commit that file with the fix)",
+        regressions.display()
+    );
+    match std::env::var_os(crate::dump::DUMP_DIR_ENV).filter(|d| !d.is_empty()) {
+        Some(dir) => match crate::dump::take_last() {
+            Some(tensors) => {
+                let names: Vec<String> =
+                    tensors.iter().map(|t| format!("{}.npy", t.name)).collect();
+                match crate::dump::write_case(std::path::Path::new(&dir), test, &tensors) {
+                    Ok(case) => text.push_str(&format!(
+                        "\ntensors of the minimal case: {} ({}); numpy: np.load('{}/{}')",
+                        case.display(),
+                        names.join(", "),
+                        case.display(),
+                        names.first().map_or("x.npy", String::as_str)
+                    )),
+                    Err(e) => text.push_str(&format!("\ncould not write the tensors: {e}")),
+                }
+            }
+            None => text.push_str(
+                "\n(no tensors recorded for this failure: a backend error or a shape mismatch)",
+            ),
+        },
+        None => text.push_str(&format!(
+            "\nset {}=<dir> to also write the case's tensors as .npy files",
+            crate::dump::DUMP_DIR_ENV
+        )),
+    }
+    text
 }
 
 /// Run a check that takes no generated input (error parity, fixed cases), with the same skip

@@ -27,6 +27,7 @@
 pub mod backend;
 pub mod compare;
 pub mod conformance;
+pub mod dump;
 pub mod error;
 pub mod gradcheck;
 pub mod harness;

@@ -33,6 +33,7 @@ use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2};
 use proptest::test_runner::{TestCaseError, TestCaseResult};
 
 use crate::compare::{self, format_values, Agreement, Mismatch, Subject};
+use crate::dump;
 use crate::reference::Reduction;
 use crate::tolerance::{self, ArithModel};
 use crate::{reference, Backend, Error, Scalar};
@@ -166,6 +167,7 @@ pub fn check_log_sum_exp_rows<T: Scalar>(
         .log_sum_exp_rows(x)
         .map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
+    dump::inputs::<T>(OP, &[("x", x64.view().into_dyn())]);
     let context = row_context(&x64);
     let expected = reference::log_sum_exp_rows(x64.view()).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
@@ -194,6 +196,7 @@ pub fn check_softmax_rows<T: Scalar>(
         .softmax_rows(x)
         .map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
+    dump::inputs::<T>(OP, &[("x", x64.view().into_dyn())]);
     let context = row_context(&x64);
     let expected = reference::softmax_rows(x64.view()).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
@@ -222,6 +225,7 @@ pub fn check_log_softmax_rows<T: Scalar>(
         .log_softmax_rows(x)
         .map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
+    dump::inputs::<T>(OP, &[("x", x64.view().into_dyn())]);
     let context = row_context(&x64);
     let expected = reference::log_softmax_rows(x64.view()).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
@@ -259,6 +263,13 @@ pub fn check_bce_with_logits_mean<T: Scalar>(
         .bce_with_logits_mean(logits, labels)
         .map_err(backend_error(OP, backend))?;
     let (z, y) = (widen1(logits), widen1(labels));
+    dump::inputs::<T>(
+        OP,
+        &[
+            ("logits", z.view().into_dyn()),
+            ("labels", y.view().into_dyn()),
+        ],
+    );
     let expected =
         reference::bce_with_logits_mean(z.view(), y.view()).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
@@ -288,6 +299,14 @@ pub fn check_bce_with_logits_mean_backward<T: Scalar>(
         .bce_with_logits_mean_backward(logits, labels, grad_output)
         .map_err(backend_error(OP, backend))?;
     let (z, y, go) = (widen1(logits), widen1(labels), grad_output.widen());
+    dump::inputs::<T>(
+        OP,
+        &[
+            ("logits", z.view().into_dyn()),
+            ("labels", y.view().into_dyn()),
+            ("grad_output", ndarray::arr0(go).into_dyn().view()),
+        ],
+    );
     let expected = reference::bce_with_logits_mean_backward(z.view(), y.view(), go)
         .map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
@@ -380,6 +399,10 @@ pub fn check_matmul<T: Scalar>(
     const OP: &str = "matmul";
     let actual = backend.matmul(a, b).map_err(backend_error(OP, backend))?;
     let (a64, b64) = (widen2(a), widen2(b));
+    dump::inputs::<T>(
+        OP,
+        &[("a", a64.view().into_dyn()), ("b", b64.view().into_dyn())],
+    );
     let expected = reference::matmul(a64.view(), b64.view()).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
     let bound = tolerance::pair(
@@ -417,6 +440,7 @@ pub fn check_relu<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) ->
     const OP: &str = "relu";
     let actual = backend.relu(x).map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
+    dump::inputs::<T>(OP, &[("x", x64.view().into_dyn())]);
     let expected = reference::relu(x64.view());
     let bound = Array2::zeros(x64.dim());
     let context = element_context(vec![("x", &x64)]);
@@ -434,6 +458,13 @@ pub fn check_relu_backward<T: Scalar>(
         .relu_backward(x, grad_output)
         .map_err(backend_error(OP, backend))?;
     let (x64, g64) = (widen2(x), widen2(grad_output));
+    dump::inputs::<T>(
+        OP,
+        &[
+            ("x", x64.view().into_dyn()),
+            ("grad_output", g64.view().into_dyn()),
+        ],
+    );
     let expected = reference::relu_backward(x64.view(), g64.view()).map_err(reference_error(OP))?;
     let bound = Array2::zeros(x64.dim());
     let context = element_context(vec![("x", &x64), ("g", &g64)]);
@@ -451,6 +482,13 @@ pub fn check_leaky_relu<T: Scalar>(
         .leaky_relu(x, slope)
         .map_err(backend_error(OP, backend))?;
     let (x64, s64) = (widen2(x), slope.widen());
+    dump::inputs::<T>(
+        OP,
+        &[
+            ("x", x64.view().into_dyn()),
+            ("slope", ndarray::arr0(s64).into_dyn().view()),
+        ],
+    );
     let expected = reference::leaky_relu(x64.view(), s64);
     let bound = pointwise_bound::<T>(&x64, |m, v| tolerance::leaky_relu(v, s64, m));
     let context = element_context(vec![("x", &x64)]);
@@ -471,6 +509,14 @@ pub fn check_leaky_relu_backward<T: Scalar>(
         .leaky_relu_backward(x, grad_output, slope)
         .map_err(backend_error(OP, backend))?;
     let (x64, g64, s64) = (widen2(x), widen2(grad_output), slope.widen());
+    dump::inputs::<T>(
+        OP,
+        &[
+            ("x", x64.view().into_dyn()),
+            ("grad_output", g64.view().into_dyn()),
+            ("slope", ndarray::arr0(s64).into_dyn().view()),
+        ],
+    );
     let expected =
         reference::leaky_relu_backward(x64.view(), g64.view(), s64).map_err(reference_error(OP))?;
     let bound = pointwise_bound2::<T>(&x64, &g64, |m, v, g| {
@@ -487,6 +533,7 @@ pub fn check_sigmoid<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>)
     const OP: &str = "sigmoid";
     let actual = backend.sigmoid(x).map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
+    dump::inputs::<T>(OP, &[("x", x64.view().into_dyn())]);
     let expected = reference::sigmoid_array(x64.view());
     let bound = pointwise_bound::<T>(&x64, |m, v| tolerance::sigmoid(v, m));
     let context = element_context(vec![("x", &x64)]);
@@ -505,6 +552,13 @@ pub fn check_sigmoid_backward<T: Scalar>(
         .sigmoid_backward(y, grad_output)
         .map_err(backend_error(OP, backend))?;
     let (y64, g64) = (widen2(y), widen2(grad_output));
+    dump::inputs::<T>(
+        OP,
+        &[
+            ("y", y64.view().into_dyn()),
+            ("grad_output", g64.view().into_dyn()),
+        ],
+    );
     let expected =
         reference::sigmoid_backward(y64.view(), g64.view()).map_err(reference_error(OP))?;
     let bound = pointwise_bound2::<T>(&y64, &g64, |m, y, g| tolerance::sigmoid_backward(y, g, m));
@@ -517,6 +571,7 @@ pub fn check_tanh<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) ->
     const OP: &str = "tanh";
     let actual = backend.tanh(x).map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
+    dump::inputs::<T>(OP, &[("x", x64.view().into_dyn())]);
     let expected = reference::tanh(x64.view());
     let bound = pointwise_bound::<T>(&x64, |m, v| tolerance::tanh(v, m));
     let context = element_context(vec![("x", &x64)]);
@@ -534,6 +589,13 @@ pub fn check_tanh_backward<T: Scalar>(
         .tanh_backward(y, grad_output)
         .map_err(backend_error(OP, backend))?;
     let (y64, g64) = (widen2(y), widen2(grad_output));
+    dump::inputs::<T>(
+        OP,
+        &[
+            ("y", y64.view().into_dyn()),
+            ("grad_output", g64.view().into_dyn()),
+        ],
+    );
     let expected = reference::tanh_backward(y64.view(), g64.view()).map_err(reference_error(OP))?;
     let bound = pointwise_bound2::<T>(&y64, &g64, |m, y, g| tolerance::tanh_backward(y, g, m));
     let context = element_context(vec![("y", &y64), ("g", &g64)]);
@@ -545,6 +607,7 @@ pub fn check_gelu<T: Scalar>(backend: &impl Backend<T>, x: ArrayView2<'_, T>) ->
     const OP: &str = "gelu";
     let actual = backend.gelu(x).map_err(backend_error(OP, backend))?;
     let x64 = widen2(x);
+    dump::inputs::<T>(OP, &[("x", x64.view().into_dyn())]);
     let expected = reference::gelu(x64.view());
     let bound = pointwise_bound::<T>(&x64, |m, v| tolerance::gelu(v, m));
     let context = element_context(vec![("x", &x64)]);
@@ -562,6 +625,13 @@ pub fn check_gelu_backward<T: Scalar>(
         .gelu_backward(x, grad_output)
         .map_err(backend_error(OP, backend))?;
     let (x64, g64) = (widen2(x), widen2(grad_output));
+    dump::inputs::<T>(
+        OP,
+        &[
+            ("x", x64.view().into_dyn()),
+            ("grad_output", g64.view().into_dyn()),
+        ],
+    );
     let expected = reference::gelu_backward(x64.view(), g64.view()).map_err(reference_error(OP))?;
     let bound = pointwise_bound2::<T>(&x64, &g64, |m, x, g| tolerance::gelu_backward(x, g, m));
     let context = element_context(vec![("x", &x64), ("g", &g64)]);
@@ -577,6 +647,10 @@ pub fn check_add_rows<T: Scalar>(
     const OP: &str = "add_rows";
     let actual = backend.add_rows(x, b).map_err(backend_error(OP, backend))?;
     let (x64, b64) = (widen2(x), widen1(b));
+    dump::inputs::<T>(
+        OP,
+        &[("x", x64.view().into_dyn()), ("b", b64.view().into_dyn())],
+    );
     let expected = reference::add_rows(x64.view(), b64.view()).map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
     let bound = tolerance::pair(
@@ -617,6 +691,14 @@ pub fn check_layer_norm<T: Scalar>(
         .map_err(backend_error(OP, backend))?;
     let eps = eps_in::<T>(OP, eps).map_err(reference_error(OP))?;
     let (x64, g64, b64) = (widen2(x), widen1(gamma), widen1(beta));
+    dump::inputs::<T>(
+        OP,
+        &[
+            ("x", x64.view().into_dyn()),
+            ("gamma", g64.view().into_dyn()),
+            ("beta", b64.view().into_dyn()),
+        ],
+    );
     let expected = reference::layer_norm(x64.view(), g64.view(), b64.view(), eps)
         .map_err(reference_error(OP))?;
     let (m_t, m_64) = models::<T>();
@@ -662,6 +744,15 @@ pub fn check_layer_norm_backward<T: Scalar>(
         .map_err(backend_error(OP, backend))?;
     let eps = eps_in::<T>(OP, eps).map_err(reference_error(OP))?;
     let (x64, g64, b64, go64) = (widen2(x), widen1(gamma), widen1(beta), widen2(grad_output));
+    dump::inputs::<T>(
+        OP,
+        &[
+            ("x", x64.view().into_dyn()),
+            ("gamma", g64.view().into_dyn()),
+            ("beta", b64.view().into_dyn()),
+            ("grad_output", go64.view().into_dyn()),
+        ],
+    );
     let (ex, eg, eb) =
         reference::layer_norm_backward(x64.view(), g64.view(), b64.view(), eps, go64.view())
             .map_err(reference_error(OP))?;

@@ -44,8 +44,12 @@ fn normalise_row<T: Scalar>(row: ArrayView1<'_, T>, eps: T) -> RowNorm<T> {
     }
 }
 
-/// `eps` validated and rounded to `T` (it must stay positive there).
-pub(crate) fn layer_norm_eps<T: Scalar>(op: &'static str, eps: f64) -> Result<T> {
+/// `eps` validated and rounded to `T` (it must stay positive there): the `eps` every backend
+/// normalises with. Third-party backends call it to return the reference's error for an `eps`
+/// that rounds to 0 in `T` (e.g. `1e-300` in f32).
+///
+/// Errors: `InvalidParameter` if `eps` rounds to 0 (or is not positive) in `T`.
+pub fn layer_norm_eps<T: Scalar>(op: &'static str, eps: f64) -> Result<T> {
     let eps_t = T::narrow(eps);
     if eps_t > T::zero() {
         Ok(eps_t)

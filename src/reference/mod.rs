@@ -45,7 +45,7 @@ pub use linalg::{
     transpose,
 };
 
-pub(crate) use layers::layer_norm_eps;
+pub use layers::layer_norm_eps;
 #[cfg(feature = "opencl")]
 pub(crate) use linalg::empty_mean;
 

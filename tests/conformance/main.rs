@@ -17,6 +17,7 @@ mod opencl_linalg;
 #[cfg(feature = "opencl")]
 mod opencl_optim;
 mod planted;
+mod readable;
 mod reference_gru;
 mod reference_models;
 mod reference_ops;

@@ -4,7 +4,7 @@
 use mloracle::conformance::{self, CheckResult};
 use mloracle::proptest::prelude::*;
 use mloracle::proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use mloracle::{reference, strategy, Backend, Reference, Result};
+use mloracle::{reference, strategy, validate, Backend, Reference, Result};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,6 +23,20 @@ enum Bug {
     BceNaive,
     /// Gradient without the 1/n.
     BceBackwardMissingDivision,
+    /// Softmax normalised over the columns instead of the rows.
+    SoftmaxOverWrongAxis,
+    /// GELU's tanh approximation where the erf form is specified.
+    GeluTanhApproximation,
+    /// LayerNorm with the unbiased variance (divides by n − 1).
+    LayerNormUnbiasedVariance,
+    /// LayerNorm with eps outside the square root: (x − μ)/(σ + eps).
+    LayerNormEpsOutsideSqrt,
+    /// LayerNorm backward without the mean-of-gradient term `a`.
+    LayerNormBackwardMissingMeanTerm,
+    /// ReLU backward with derivative 1 at 0 (`x ≥ 0`).
+    ReluBackwardOneAtZero,
+    /// tanh backward as `g·(1 − y)` (the square forgotten).
+    TanhBackwardMissingSquare,
 }
 
 struct Planted(Bug);
@@ -51,6 +65,10 @@ impl Backend<f32> for Planted {
         }
     }
     fn softmax_rows(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        if self.0 == Bug::SoftmaxOverWrongAxis {
+            let t = reference::softmax_rows(x.t())?;
+            return Ok(t.t().to_owned());
+        }
         let mut y = reference::softmax_rows(x)?;
         if self.0 == Bug::SoftmaxMissingMaxTerm {
             for mut row in y.rows_mut() {
@@ -98,6 +116,104 @@ impl Backend<f32> for Planted {
             return Ok(g * logits.len() as f32);
         }
         Ok(g)
+    }
+
+    fn gelu(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        if self.0 == Bug::GeluTanhApproximation {
+            let c = (2.0f32 / std::f32::consts::PI).sqrt();
+            return Ok(x.mapv(|v| 0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh())));
+        }
+        Ok(reference::gelu(x))
+    }
+    fn relu_backward(&self, x: ArrayView2<'_, f32>, g: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        let mut d = reference::relu_backward(x, g)?;
+        if self.0 == Bug::ReluBackwardOneAtZero {
+            ndarray::Zip::from(&mut d)
+                .and(x)
+                .and(g)
+                .for_each(|d, &x, &g| {
+                    if x == 0.0 {
+                        *d = g;
+                    }
+                });
+        }
+        Ok(d)
+    }
+    fn tanh_backward(&self, y: ArrayView2<'_, f32>, g: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        if self.0 == Bug::TanhBackwardMissingSquare {
+            validate::same_shape("tanh_backward", "grad_output", g.shape(), "y", y.shape())?;
+            let mut d = g.to_owned();
+            ndarray::Zip::from(&mut d)
+                .and(y)
+                .for_each(|d, &y| *d *= 1.0 - y);
+            return Ok(d);
+        }
+        reference::tanh_backward(y, g)
+    }
+    fn layer_norm(
+        &self,
+        x: ArrayView2<'_, f32>,
+        gamma: ArrayView1<'_, f32>,
+        beta: ArrayView1<'_, f32>,
+        eps: f64,
+    ) -> Result<Array2<f32>> {
+        let unbiased = self.0 == Bug::LayerNormUnbiasedVariance;
+        let outside = self.0 == Bug::LayerNormEpsOutsideSqrt;
+        if !(unbiased || outside) {
+            return reference::layer_norm(x, gamma, beta, eps);
+        }
+        validate::layer_norm("layer_norm", x, gamma, beta, eps)?;
+        let eps = eps as f32;
+        let mut y = x.to_owned();
+        for mut row in y.rows_mut() {
+            let n = row.len() as f32;
+            let mu = row.sum() / n;
+            let ss: f32 = row.iter().map(|v| (v - mu) * (v - mu)).sum();
+            let var = if unbiased {
+                ss / (n - 1.0).max(1.0)
+            } else {
+                ss / n
+            };
+            let scale = if outside {
+                1.0 / (var.sqrt() + eps)
+            } else {
+                1.0 / (var + eps).sqrt()
+            };
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - mu) * scale * gamma[j] + beta[j];
+            }
+        }
+        Ok(y)
+    }
+    fn layer_norm_backward(
+        &self,
+        x: ArrayView2<'_, f32>,
+        gamma: ArrayView1<'_, f32>,
+        beta: ArrayView1<'_, f32>,
+        eps: f64,
+        g: ArrayView2<'_, f32>,
+    ) -> Result<mloracle::backend::LayerNormGrads<f32>> {
+        let (mut gx, gg, gb) = reference::layer_norm_backward(x, gamma, beta, eps, g)?;
+        if self.0 == Bug::LayerNormBackwardMissingMeanTerm {
+            // Add back rstd·a, the term the bug forgets: a = mean_j(g_j·γ_j).
+            let eps = eps as f32;
+            for (i, mut row) in gx.rows_mut().into_iter().enumerate() {
+                let xr = x.row(i);
+                let n = xr.len() as f32;
+                let mu = xr.sum() / n;
+                let var = xr.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / n;
+                let rstd = 1.0 / (var + eps).sqrt();
+                let a = g
+                    .row(i)
+                    .iter()
+                    .zip(gamma.iter())
+                    .map(|(g, c)| g * c)
+                    .sum::<f32>()
+                    / n;
+                row.mapv_inplace(|d| d + rstd * a);
+            }
+        }
+        Ok((gx, gg, gb))
     }
 }
 
@@ -155,10 +271,45 @@ fn caught_by_losses(b: &impl Backend<f32>) -> Vec<&'static str> {
     by
 }
 
+fn caught_by_activations_and_norms(b: &impl Backend<f32>) -> Vec<&'static str> {
+    let mut by = Vec::new();
+    if caught(strategy::activation_input::<f32>(), |x| {
+        conformance::check_gelu(b, x.view())
+    }) {
+        by.push("gelu");
+    }
+    if caught(strategy::activation_input_with_grad::<f32>(), |(x, g)| {
+        conformance::check_relu_backward(b, x.view(), g.view())
+    }) {
+        by.push("relu_backward");
+    }
+    if caught(strategy::tanh_output_with_grad::<f32>(), |(y, g)| {
+        conformance::check_tanh_backward(b, y.view(), g.view())
+    }) {
+        by.push("tanh_backward");
+    }
+    if caught(strategy::layer_norm_inputs::<f32>(), |(x, g, be, eps)| {
+        conformance::check_layer_norm(b, x.view(), g.view(), be.view(), eps)
+    }) {
+        by.push("layer_norm");
+    }
+    if caught(
+        strategy::layer_norm_backward_inputs::<f32>(),
+        |((x, g, be, eps), go)| {
+            conformance::check_layer_norm_backward(b, x.view(), g.view(), be.view(), eps, go.view())
+                .map(|a| a.grad_x)
+        },
+    ) {
+        by.push("layer_norm_backward");
+    }
+    by
+}
+
 #[test]
 fn every_planted_bug_is_caught_by_its_check_and_the_reference_passes() {
     assert!(caught_by_row_ops(&Reference).is_empty());
     assert!(caught_by_losses(&Reference).is_empty());
+    assert!(caught_by_activations_and_norms(&Reference).is_empty());
     let expectations = [
         (Bug::LogSumExpWithoutShift, "log_sum_exp_rows"),
         (Bug::LogSumExpLogInsteadOfLog1p, "log_sum_exp_rows"),
@@ -170,11 +321,19 @@ fn every_planted_bug_is_caught_by_its_check_and_the_reference_passes() {
             Bug::BceBackwardMissingDivision,
             "bce_with_logits_mean_backward",
         ),
+        (Bug::SoftmaxOverWrongAxis, "softmax_rows"),
+        (Bug::GeluTanhApproximation, "gelu"),
+        (Bug::LayerNormUnbiasedVariance, "layer_norm"),
+        (Bug::LayerNormEpsOutsideSqrt, "layer_norm"),
+        (Bug::LayerNormBackwardMissingMeanTerm, "layer_norm_backward"),
+        (Bug::ReluBackwardOneAtZero, "relu_backward"),
+        (Bug::TanhBackwardMissingSquare, "tanh_backward"),
     ];
     for (bug, check) in expectations {
         let backend = Planted(bug);
         let mut by = caught_by_row_ops(&backend);
         by.extend(caught_by_losses(&backend));
+        by.extend(caught_by_activations_and_norms(&backend));
         assert_eq!(
             by,
             vec![check],
