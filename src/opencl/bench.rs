@@ -245,6 +245,8 @@ pub struct KernelBench<T: Scalar> {
     queue: Queue,
     kernels: Vec<Kernel>,
     buffers: Vec<Buffer<T>>,
+    /// The accounting leases of `buffers` (they count in [`OpenCl::memory`] while `self` lives).
+    _leases: Vec<super::Lease>,
     output: usize,
 }
 
@@ -450,7 +452,7 @@ impl OpenCl {
         tensor_id: u64,
         lo: f64,
         hi: f64,
-    ) -> Result<Buffer<T>> {
+    ) -> Result<super::Counted<T>> {
         let key = RandomKey {
             seed: WORKLOAD_SEED,
             step: 0,
@@ -472,6 +474,7 @@ impl OpenCl {
         let ewg = self.shared.elementwise_work_group;
         let mut kernels = Vec::new();
         let mut buffers: Vec<Buffer<T>> = Vec::new();
+        let mut leases = Vec::new();
         let mut output = 0;
         let empty = |what: &str| Error::EmptyInput {
             op: "prepare",
@@ -500,9 +503,9 @@ impl OpenCl {
                         ("tanh_backward", 0) => (-1.0, 1.0),
                         _ => (-4.0, 4.0),
                     };
-                    buffers.push(self.input_buffer(len, i as u64, lo, hi)?);
+                    buffers.push(self.input_buffer(len, i as u64, lo, hi)?.keep(&mut leases));
                 }
-                buffers.push(self.allocate::<T>(len)?);
+                buffers.push(self.allocate::<T>(len)?.keep(&mut leases));
                 output = inputs;
                 let mut builder = self.kernel(&program, kernel);
                 builder
@@ -526,8 +529,8 @@ impl OpenCl {
                 } else {
                     rows * cols
                 };
-                buffers.push(self.input_buffer(rows * cols, 0, -10.0, 10.0)?);
-                buffers.push(self.allocate::<T>(out_len)?);
+                buffers.push(self.input_buffer(rows * cols, 0, -10.0, 10.0)?.keep(&mut leases));
+                buffers.push(self.allocate::<T>(out_len)?.keep(&mut leases));
                 output = 1;
                 let program = self.program::<T>(op)?;
                 let builder = self
@@ -545,9 +548,9 @@ impl OpenCl {
                 if rows == 0 || cols == 0 {
                     return Err(empty("rows or columns"));
                 }
-                buffers.push(self.input_buffer(rows * cols, 0, -4.0, 4.0)?);
-                buffers.push(self.input_buffer(cols, 1, -1.0, 1.0)?);
-                buffers.push(self.allocate::<T>(rows * cols)?);
+                buffers.push(self.input_buffer(rows * cols, 0, -4.0, 4.0)?.keep(&mut leases));
+                buffers.push(self.input_buffer(cols, 1, -1.0, 1.0)?.keep(&mut leases));
+                buffers.push(self.allocate::<T>(rows * cols)?.keep(&mut leases));
                 output = 2;
                 let program = self.program::<T>(op)?;
                 let builder = self
@@ -566,10 +569,10 @@ impl OpenCl {
                 if rows == 0 || cols == 0 {
                     return Err(empty("rows or columns"));
                 }
-                buffers.push(self.input_buffer(rows * cols, 0, -4.0, 4.0)?);
-                buffers.push(self.input_buffer(cols, 1, 0.5, 1.5)?);
-                buffers.push(self.input_buffer(cols, 2, -1.0, 1.0)?);
-                buffers.push(self.allocate::<T>(rows * cols)?);
+                buffers.push(self.input_buffer(rows * cols, 0, -4.0, 4.0)?.keep(&mut leases));
+                buffers.push(self.input_buffer(cols, 1, 0.5, 1.5)?.keep(&mut leases));
+                buffers.push(self.input_buffer(cols, 2, -1.0, 1.0)?.keep(&mut leases));
+                buffers.push(self.allocate::<T>(rows * cols)?.keep(&mut leases));
                 output = 3;
                 let program = self.program::<T>(op)?;
                 let builder = self
@@ -590,13 +593,13 @@ impl OpenCl {
                 if rows == 0 || cols == 0 {
                     return Err(empty("rows or columns"));
                 }
-                buffers.push(self.input_buffer(rows * cols, 0, -4.0, 4.0)?); // x
-                buffers.push(self.input_buffer(cols, 1, 0.5, 1.5)?); // gamma
-                buffers.push(self.input_buffer(rows * cols, 2, -1.0, 1.0)?); // g
-                buffers.push(self.allocate::<T>(rows * cols)?); // grad_x
-                buffers.push(self.allocate::<T>(rows * cols)?); // xhat
-                buffers.push(self.allocate::<T>(cols)?); // grad_gamma
-                buffers.push(self.allocate::<T>(cols)?); // grad_beta
+                buffers.push(self.input_buffer(rows * cols, 0, -4.0, 4.0)?.keep(&mut leases)); // x
+                buffers.push(self.input_buffer(cols, 1, 0.5, 1.5)?.keep(&mut leases)); // gamma
+                buffers.push(self.input_buffer(rows * cols, 2, -1.0, 1.0)?.keep(&mut leases)); // g
+                buffers.push(self.allocate::<T>(rows * cols)?.keep(&mut leases)); // grad_x
+                buffers.push(self.allocate::<T>(rows * cols)?.keep(&mut leases)); // xhat
+                buffers.push(self.allocate::<T>(cols)?.keep(&mut leases)); // grad_gamma
+                buffers.push(self.allocate::<T>(cols)?.keep(&mut leases)); // grad_beta
                 output = 3;
                 let program = self.program::<T>(op)?;
                 let (r32, c32) = (to_u32(op, rows)?, to_u32(op, cols)?);
@@ -632,10 +635,10 @@ impl OpenCl {
                     return Err(empty("length"));
                 }
                 let groups = len.div_ceil(wg).clamp(1, super::REDUCTION_GROUPS);
-                buffers.push(self.input_buffer(len, 0, -4.0, 4.0)?);
-                buffers.push(self.input_buffer(len, 1, 0.0, 1.0)?);
-                buffers.push(self.allocate::<T>(groups)?);
-                buffers.push(self.allocate::<T>(1)?);
+                buffers.push(self.input_buffer(len, 0, -4.0, 4.0)?.keep(&mut leases));
+                buffers.push(self.input_buffer(len, 1, 0.0, 1.0)?.keep(&mut leases));
+                buffers.push(self.allocate::<T>(groups)?.keep(&mut leases));
+                buffers.push(self.allocate::<T>(1)?.keep(&mut leases));
                 output = 3;
                 let program = self.program::<T>(op)?;
                 let n32 = to_u32(op, len)?;
@@ -664,9 +667,9 @@ impl OpenCl {
                 if m == 0 || k == 0 || n == 0 {
                     return Err(empty("a dimension"));
                 }
-                buffers.push(self.input_buffer(m * k, 0, -1.0, 1.0)?);
-                buffers.push(self.input_buffer(k * n, 1, -1.0, 1.0)?);
-                buffers.push(self.allocate::<T>(m * n)?);
+                buffers.push(self.input_buffer(m * k, 0, -1.0, 1.0)?.keep(&mut leases));
+                buffers.push(self.input_buffer(k * n, 1, -1.0, 1.0)?.keep(&mut leases));
+                buffers.push(self.allocate::<T>(m * n)?.keep(&mut leases));
                 output = 2;
                 let program = self.program::<T>(op)?;
                 let (global, local) = super::matmul_geometry(m, n, wg);
@@ -706,8 +709,8 @@ impl OpenCl {
                     });
                 }
                 let program = self.build_bench_program()?;
-                buffers.push(self.input_buffer(len, 0, -1.0, 1.0)?);
-                buffers.push(self.allocate::<T>(len)?);
+                buffers.push(self.input_buffer(len, 0, -1.0, 1.0)?.keep(&mut leases));
+                buffers.push(self.allocate::<T>(len)?.keep(&mut leases));
                 output = 1;
                 let count4 = to_u32(op, len / 4)?;
                 let builder = self
@@ -731,7 +734,7 @@ impl OpenCl {
                 }
                 let program = self.build_bench_program()?;
                 let global = super::round_up(items, ewg);
-                buffers.push(self.allocate::<T>(global)?);
+                buffers.push(self.allocate::<T>(global)?.keep(&mut leases));
                 let builder = self
                     .kernel(&program, name)
                     .global_work_size(global)
@@ -745,7 +748,7 @@ impl OpenCl {
             }
             Workload::Empty => {
                 let program = self.build_bench_program()?;
-                buffers.push(self.allocate::<T>(1)?);
+                buffers.push(self.allocate::<T>(1)?.keep(&mut leases));
                 let builder = self
                     .kernel(&program, "bench_empty")
                     .global_work_size(1)
@@ -760,6 +763,7 @@ impl OpenCl {
             queue: self.shared.device.queue.clone(),
             kernels,
             buffers,
+            _leases: leases,
             output,
         })
     }

@@ -26,6 +26,8 @@ use crate::{reference, validate, Error, Result, Scalar};
 pub struct DeviceIndices {
     pub(super) buffer: Buffer<i64>,
     pub(super) host: Arc<[i64]>,
+    /// Shared by the clones (which share the device buffer): released with the last one.
+    _lease: Arc<super::Lease>,
 }
 
 impl std::fmt::Debug for DeviceIndices {
@@ -87,7 +89,7 @@ impl OpenCl {
         &self,
         len: usize,
         data: Option<&[P]>,
-    ) -> Result<Buffer<P>> {
+    ) -> Result<super::Counted<P>> {
         let bytes = (len as u128) * (std::mem::size_of::<P>() as u128);
         let limit = u128::from(self.shared.device.max_allocation_bytes);
         if limit > 0 && bytes > limit {
@@ -106,9 +108,13 @@ impl OpenCl {
             Some(data) => builder.copy_host_slice(data),
             None => builder,
         };
-        builder
+        let buffer = builder
             .build()
-            .map_err(|e| Error::opencl(format!("allocating {len} device elements"), e))
+            .map_err(|e| Error::opencl(format!("allocating {len} device elements"), e))?;
+        Ok(super::Counted {
+            buffer,
+            lease: self.lease::<P>(len),
+        })
     }
 
     /// Read back a buffer of any OpenCL primitive (blocking).
@@ -130,9 +136,11 @@ impl OpenCl {
                 detail: "a device buffer needs ≥ 1 element".into(),
             });
         }
+        let super::Counted { buffer, lease } = self.raw_buffer(indices.len(), Some(indices))?;
         Ok(DeviceIndices {
-            buffer: self.raw_buffer(indices.len(), Some(indices))?,
+            buffer,
             host: Arc::from(indices),
+            _lease: Arc::new(lease),
         })
     }
 
@@ -164,7 +172,7 @@ impl OpenCl {
             .local_work_size(wg)
             .arg(&a.buffer)
             .arg(&b.buffer)
-            .arg(&partial)
+            .arg(&partial.buffer)
             .arg(n32)
             .build();
         self.enqueue(pass1, kernel)?;
@@ -172,7 +180,7 @@ impl OpenCl {
             .kernel(&program, "sum_partials_reduce")
             .global_work_size(wg)
             .local_work_size(wg)
-            .arg(&partial)
+            .arg(&partial.buffer)
             .arg(&out.buffer)
             .arg(to_u32(op, groups)?)
             .arg(n32)
@@ -360,7 +368,7 @@ impl OpenCl {
             .local_work_size(wg)
             .arg(&logits.buffer)
             .arg(&targets.buffer)
-            .arg(&terms)
+            .arg(&terms.buffer)
             .arg(rows32)
             .arg(cols32)
             .arg(ignore_index)
@@ -370,7 +378,7 @@ impl OpenCl {
             .kernel(&program, "cross_entropy_reduce")
             .global_work_size(wg)
             .local_work_size(wg)
-            .arg(&terms)
+            .arg(&terms.buffer)
             .arg(&targets.buffer)
             .arg(&out.buffer)
             .arg(rows32)
@@ -414,7 +422,7 @@ impl OpenCl {
             .global_work_size(wg)
             .local_work_size(wg)
             .arg(&targets.buffer)
-            .arg(&count)
+            .arg(&count.buffer)
             .arg(rows32)
             .arg(ignore_index)
             .build();
@@ -425,7 +433,7 @@ impl OpenCl {
             .local_work_size(wg)
             .arg(&logits.buffer)
             .arg(&targets.buffer)
-            .arg(&count)
+            .arg(&count.buffer)
             .arg(&grad.buffer)
             .arg(grad_output)
             .arg(rows32)

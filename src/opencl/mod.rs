@@ -30,13 +30,13 @@ pub use program::{
 };
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use ndarray::{
     Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Dimension, Ix2,
 };
-use ocl::{flags, Buffer, Kernel, Program};
+use ocl::{flags, Buffer, Kernel, OclPrm, Program};
 
 use crate::backend::{AttentionGrads, LayerNormGrads};
 use crate::reference::optim::{AdamHyper, AdamState, SgdHyper, SgdState};
@@ -66,6 +66,85 @@ struct Shared {
     programs: [OnceLock<Result<Program, Error>>; 2],
     program_builds: AtomicUsize,
     kernel_launches: AtomicUsize,
+    /// Live allocations of this context (shared with [`OpenCl::with_matmul_tile`] handles).
+    memory: Arc<MemoryCounters>,
+}
+
+/// Counters behind [`OpenCl::memory`]: every device allocation the crate makes holds a
+/// [`Lease`] that adds its bytes here and takes them away when dropped.
+#[derive(Debug, Default)]
+struct MemoryCounters {
+    live_buffers: AtomicUsize,
+    live_bytes: AtomicU64,
+    peak_bytes: AtomicU64,
+    allocations: AtomicU64,
+}
+
+/// The share of one device allocation in its context's [`MemoryCounters`], released on drop.
+#[derive(Debug)]
+struct Lease {
+    counters: Arc<MemoryCounters>,
+    bytes: u64,
+}
+
+impl Lease {
+    fn new(counters: &Arc<MemoryCounters>, bytes: u64) -> Self {
+        counters.live_buffers.fetch_add(1, Ordering::SeqCst);
+        counters.allocations.fetch_add(1, Ordering::SeqCst);
+        let live = counters.live_bytes.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        counters.peak_bytes.fetch_max(live, Ordering::SeqCst);
+        Lease {
+            counters: Arc::clone(counters),
+            bytes,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.counters.live_buffers.fetch_sub(1, Ordering::SeqCst);
+        self.counters
+            .live_bytes
+            .fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
+
+/// A device allocation of any OpenCL primitive with its accounting [`Lease`]: the buffer's
+/// bytes count in [`OpenCl::memory`] until this is dropped.
+struct Counted<P: OclPrm> {
+    buffer: Buffer<P>,
+    lease: Lease,
+}
+
+impl<P: OclPrm> std::ops::Deref for Counted<P> {
+    type Target = Buffer<P>;
+    fn deref(&self) -> &Buffer<P> {
+        &self.buffer
+    }
+}
+
+impl<P: OclPrm> Counted<P> {
+    /// The buffer, with its lease moved into `leases` (kept alive as long as that vector).
+    fn keep(self, leases: &mut Vec<Lease>) -> Buffer<P> {
+        leases.push(self.lease);
+        self.buffer
+    }
+}
+
+/// Device memory allocated through one [`OpenCl`] context (and the handles sharing it), as
+/// counted by the crate: every buffer it creates (scalar, index and mask buffers, the
+/// temporaries of each `Backend` op, a [`train::DeviceTrainer`]'s resident state, bench
+/// buffers) counts from creation until its last owner drops it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceMemory {
+    /// Buffers alive now.
+    pub live_buffers: usize,
+    /// Bytes of the buffers alive now.
+    pub live_bytes: u64,
+    /// Most bytes alive at once since the context was opened.
+    pub peak_bytes: u64,
+    /// Buffers created since the context was opened.
+    pub allocations: u64,
 }
 
 /// Handle to an OpenCL device with its cached programs. Clones share everything.
@@ -121,6 +200,7 @@ impl OpenCl {
                 programs: [OnceLock::new(), OnceLock::new()],
                 program_builds: AtomicUsize::new(0),
                 kernel_launches: AtomicUsize::new(0),
+                memory: Arc::default(),
             }),
         })
     }
@@ -151,6 +231,7 @@ impl OpenCl {
                 programs: [OnceLock::new(), OnceLock::new()],
                 program_builds: AtomicUsize::new(0),
                 kernel_launches: AtomicUsize::new(0),
+                memory: Arc::clone(&self.shared.memory),
             }),
         })
     }
@@ -182,6 +263,19 @@ impl OpenCl {
     /// of a training step).
     pub fn kernel_launches(&self) -> usize {
         self.shared.kernel_launches.load(Ordering::SeqCst)
+    }
+
+    /// Device memory this context holds now (and its peak): see [`DeviceMemory`]. Handles from
+    /// [`OpenCl::with_matmul_tile`] share the context's counters; [`OpenCl::open`] starts new
+    /// ones, so a test that counts opens its own context.
+    pub fn memory(&self) -> DeviceMemory {
+        let m = &self.shared.memory;
+        DeviceMemory {
+            live_buffers: m.live_buffers.load(Ordering::SeqCst),
+            live_bytes: m.live_bytes.load(Ordering::SeqCst),
+            peak_bytes: m.peak_bytes.load(Ordering::SeqCst),
+            allocations: m.allocations.load(Ordering::SeqCst),
+        }
     }
 
     /// Work-group size of the row kernels on this device.
@@ -258,9 +352,15 @@ impl OpenCl {
         self.shared.device.max_allocation_bytes
     }
 
-    fn upload<T: Scalar>(&self, data: &[T]) -> Result<Buffer<T>> {
+    /// A lease on `len` elements of `P` in this context's memory counters.
+    fn lease<P: OclPrm>(&self, len: usize) -> Lease {
+        let bytes = (len as u64).saturating_mul(std::mem::size_of::<P>() as u64);
+        Lease::new(&self.shared.memory, bytes)
+    }
+
+    fn upload<T: Scalar>(&self, data: &[T]) -> Result<Counted<T>> {
         self.check_allocation::<T>(data.len())?;
-        Buffer::<T>::builder()
+        let buffer = Buffer::<T>::builder()
             .queue(self.shared.device.queue.clone())
             .flags(flags::MEM_READ_ONLY)
             .len(data.len())
@@ -268,17 +368,25 @@ impl OpenCl {
             .build()
             .map_err(|e| {
                 Error::opencl(format!("allocating and writing {} elements", data.len()), e)
-            })
+            })?;
+        Ok(Counted {
+            buffer,
+            lease: self.lease::<T>(data.len()),
+        })
     }
 
-    fn allocate<T: Scalar>(&self, len: usize) -> Result<Buffer<T>> {
+    fn allocate<T: Scalar>(&self, len: usize) -> Result<Counted<T>> {
         self.check_allocation::<T>(len)?;
-        Buffer::<T>::builder()
+        let buffer = Buffer::<T>::builder()
             .queue(self.shared.device.queue.clone())
             .flags(flags::MEM_READ_WRITE)
             .len(len)
             .build()
-            .map_err(|e| Error::opencl(format!("allocating {len} elements"), e))
+            .map_err(|e| Error::opencl(format!("allocating {len} elements"), e))?;
+        Ok(Counted {
+            buffer,
+            lease: self.lease::<T>(len),
+        })
     }
 
     fn download<T: Scalar>(&self, buffer: &Buffer<T>, len: usize) -> Result<Vec<T>> {
@@ -443,9 +551,11 @@ impl OpenCl {
                 detail: "a device buffer needs ≥ 1 element".into(),
             });
         }
+        let Counted { buffer, lease } = self.upload(data)?;
         Ok(DeviceBuffer {
-            buffer: self.upload(data)?,
+            buffer,
             len: data.len(),
+            _lease: lease,
         })
     }
 
@@ -457,9 +567,11 @@ impl OpenCl {
                 detail: "a device buffer needs ≥ 1 element".into(),
             });
         }
+        let Counted { buffer, lease } = self.allocate(len)?;
         Ok(DeviceBuffer {
-            buffer: self.allocate(len)?,
+            buffer,
             len,
+            _lease: lease,
         })
     }
 
@@ -479,9 +591,12 @@ impl OpenCl {
 }
 
 /// A device buffer of `T` owned by the host program (for benches and device-resident work).
+/// It counts in [`OpenCl::memory`] until dropped.
 pub struct DeviceBuffer<T: Scalar> {
     buffer: Buffer<T>,
     len: usize,
+    /// Released (uncounted) when the buffer drops.
+    _lease: Lease,
 }
 
 impl<T: Scalar> DeviceBuffer<T> {
@@ -563,9 +678,9 @@ impl<T: Scalar> Backend<T> for OpenCl {
             .kernel(&program, "bce_with_logits_partial_sums")
             .global_work_size(groups * wg)
             .local_work_size(wg)
-            .arg(&z)
-            .arg(&y)
-            .arg(&partial)
+            .arg(&z.buffer)
+            .arg(&y.buffer)
+            .arg(&partial.buffer)
             .arg(n32)
             .build();
         self.enqueue(pass1, "bce_with_logits_partial_sums")?;
@@ -573,8 +688,8 @@ impl<T: Scalar> Backend<T> for OpenCl {
             .kernel(&program, "sum_partials_divide")
             .global_work_size(wg)
             .local_work_size(wg)
-            .arg(&partial)
-            .arg(&out)
+            .arg(&partial.buffer)
+            .arg(&out.buffer)
             .arg(groups32)
             .arg(n32)
             .build();
@@ -604,9 +719,9 @@ impl<T: Scalar> Backend<T> for OpenCl {
             .kernel(&program, OP)
             .global_work_size(round_up(n, wg))
             .local_work_size(wg)
-            .arg(&z)
-            .arg(&y)
-            .arg(&grad)
+            .arg(&z.buffer)
+            .arg(&y.buffer)
+            .arg(&grad.buffer)
             .arg(grad_output)
             .arg(n32)
             .build();

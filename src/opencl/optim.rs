@@ -383,7 +383,7 @@ impl OpenCl {
                 .global_work_size(group_count * wg)
                 .local_work_size(wg)
                 .arg(&tensor.buffer)
-                .arg(&partial)
+                .arg(&partial.buffer)
                 .arg(to_u32(OP, offset)?)
                 .arg(to_u32(OP, tensor.len)?)
                 .build();
@@ -394,9 +394,9 @@ impl OpenCl {
             .kernel(&program, "clip_norm_coefficient")
             .global_work_size(wg)
             .local_work_size(wg)
-            .arg(&partial)
+            .arg(&partial.buffer)
             .arg(&norm_out.buffer)
-            .arg(&coefficient)
+            .arg(&coefficient.buffer)
             .arg(narrow::<T>(max_norm))
             .arg(narrow::<T>(CLIP_NORM_OFFSET))
             .arg(count32)
@@ -463,7 +463,7 @@ impl OpenCl {
         correction: usize,
         out: Option<&DeviceBuffer<T>>,
         len: usize,
-    ) -> Result<Buffer<T>> {
+    ) -> Result<super::Counted<T>> {
         reference::validate_std_correction(op, len, correction)?;
         check_buffers(op, len, &[("values", values.len)])?;
         if let Some(out) = out {
@@ -483,7 +483,7 @@ impl OpenCl {
             Some(out) => &out.buffer,
             None => {
                 scratch_out = self.allocate::<T>(1)?;
-                &scratch_out
+                &scratch_out.buffer
             }
         };
         let sums = self
@@ -491,8 +491,8 @@ impl OpenCl {
             .global_work_size(groups * wg)
             .local_work_size(wg)
             .arg(&values.buffer)
-            .arg(&partial)
-            .arg(&differs)
+            .arg(&partial.buffer)
+            .arg(&differs.buffer)
             .arg(n32)
             .build();
         self.enqueue(sums, "std_partial_sums")?;
@@ -500,9 +500,9 @@ impl OpenCl {
             .kernel(&program, "std_mean")
             .global_work_size(wg)
             .local_work_size(wg)
-            .arg(&partial)
-            .arg(&differs)
-            .arg(&stats)
+            .arg(&partial.buffer)
+            .arg(&differs.buffer)
+            .arg(&stats.buffer)
             .arg(count::<T>(len))
             .arg(groups32)
             .build();
@@ -512,8 +512,8 @@ impl OpenCl {
             .global_work_size(groups * wg)
             .local_work_size(wg)
             .arg(&values.buffer)
-            .arg(&stats)
-            .arg(&partial)
+            .arg(&stats.buffer)
+            .arg(&partial.buffer)
             .arg(n32)
             .build();
         self.enqueue(squares, "std_partial_squares")?;
@@ -521,8 +521,8 @@ impl OpenCl {
             .kernel(&program, "std_finish")
             .global_work_size(wg)
             .local_work_size(wg)
-            .arg(&partial)
-            .arg(&stats)
+            .arg(&partial.buffer)
+            .arg(&stats.buffer)
             .arg(out_buffer)
             .arg(count::<T>(len - correction))
             .arg(groups32)
@@ -568,7 +568,7 @@ impl OpenCl {
         let kernel = self
             .launch_1d(&program, "std_backward", len)
             .arg(&values.buffer)
-            .arg(&stats)
+            .arg(&stats.buffer)
             .arg(&grad.buffer)
             .arg(grad_output)
             .arg(count::<T>(len - correction))

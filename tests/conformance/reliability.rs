@@ -675,3 +675,124 @@ mod training {
         assert_eq!(device.program_builds(), builds, "no program built twice");
     }
 }
+
+/// Device memory accounting ([`mloracle::OpenCl::memory`]): every buffer the crate creates is
+/// counted while alive, and ops, trainers and training runs give back everything they
+/// allocated. Runs on a context of its own (`OpenCl::open`), so other tests' buffers on the
+/// shared default context do not disturb the counts.
+#[cfg(feature = "opencl")]
+mod device_memory {
+    use super::*;
+    use mloracle::opencl::train::DeviceTrainer;
+    use mloracle::opencl::{DeviceMemory, OpenCl, Workload, DEVICE_ENV};
+    use mloracle::reference::Reduction;
+    use mloracle::rng::RandomKey;
+
+    fn own_context() -> Option<OpenCl> {
+        // Skips (or fails under MLORACLE_REQUIRE_OPENCL) like the other device tests.
+        device()?;
+        let filter = std::env::var(DEVICE_ENV)
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+        Some(OpenCl::open(filter.as_deref()).expect("the default device opens a second context"))
+    }
+
+    fn live(cl: &OpenCl) -> (usize, u64) {
+        let m = cl.memory();
+        (m.live_buffers, m.live_bytes)
+    }
+
+    /// Buffers count from creation to drop, with their exact bytes; clones of index buffers
+    /// share one allocation; a bench's buffers count while it lives.
+    #[test]
+    fn buffers_count_while_alive() {
+        let Some(cl) = own_context() else { return };
+        assert_eq!(cl.memory(), DeviceMemory::default(), "a new context holds nothing");
+        let a = cl.upload_buffer(&[1.0f32; 100]).expect("upload");
+        let b = cl.zeros_buffer::<f32>(28).expect("allocate");
+        let c = cl.upload_writable(&[0.5f32; 3]).expect("upload");
+        assert_eq!(live(&cl), (3, 4 * (100 + 28 + 3)));
+        let ids = cl.upload_indices(&[0, 1, 2, 3]).expect("upload");
+        let ids_clone = ids.clone();
+        assert_eq!(live(&cl), (4, 4 * 131 + 8 * 4), "a clone shares its allocation");
+        drop(ids);
+        assert_eq!(live(&cl).0, 4, "the clone keeps the buffer alive");
+        drop(ids_clone);
+        drop((a, b, c));
+        assert_eq!(live(&cl), (0, 0));
+        let memory = cl.memory();
+        assert_eq!(memory.allocations, 4);
+        assert_eq!(memory.peak_bytes, 4 * 131 + 8 * 4);
+        // Failed allocations count nothing.
+        assert!(cl.zeros_buffer::<f32>(0).is_err());
+        assert!(cl.zeros_buffer::<f32>(usize::MAX / 8).is_err());
+        assert_eq!(cl.memory().allocations, 4);
+        let bench = cl
+            .prepare::<f32>(Workload::Rows {
+                kernel: "softmax_rows",
+                rows: 4,
+                cols: 8,
+            })
+            .expect("bench");
+        assert_eq!(live(&cl), (2, 2 * 4 * 32), "a bench's input and output");
+        drop(bench);
+        assert_eq!(live(&cl), (0, 0));
+    }
+
+    /// Every kind of op (row kernels, reductions, index and mask buffers, attention, optimizer
+    /// steps, clipping) allocates temporaries and frees them all: back to zero live buffers.
+    #[test]
+    fn ops_free_their_temporaries() {
+        let Some(cl) = own_context() else { return };
+        let x = Array2::from_shape_fn((3, 5), |(i, j)| (i * 5 + j) as f32 / 7.0 - 1.0);
+        let z = Array1::from(vec![0.5f32, -1.0, 2.0]);
+        let y = Array1::from(vec![1.0f32, 0.0, 1.0]);
+        let targets = Array1::from(vec![0i64, 4, -100]);
+        Backend::<f32>::softmax_rows(&cl, x.view()).expect("valid");
+        Backend::<f32>::bce_with_logits_mean(&cl, z.view(), y.view()).expect("valid");
+        Backend::<f32>::cross_entropy(&cl, x.view(), targets.view(), -100, Reduction::Mean)
+            .expect("valid");
+        Backend::<f32>::dropout(
+            &cl,
+            x.view(),
+            0.3,
+            RandomKey {
+                seed: 1,
+                step: 0,
+                tensor_id: 0,
+            },
+        )
+        .expect("valid");
+        Backend::<f32>::std_corrected(&cl, z.view(), 1).expect("valid");
+        let mut gradients = vec![z.clone(), y.clone()];
+        Backend::<f32>::clip_grad_norm(&cl, &mut gradients, 0.5).expect("valid");
+        // An op that fails validation after nothing was allocated, and one on bad values.
+        assert!(Backend::<f32>::cross_entropy(&cl, x.view(), targets.view(), 0, Reduction::Mean)
+            .is_err());
+        let memory = cl.memory();
+        assert!(memory.allocations >= 12, "the ops' buffers are counted: {memory:?}");
+        assert_eq!(live(&cl), (0, 0), "every temporary freed: {memory:?}");
+    }
+
+    /// A device trainer holds a fixed set of buffers: each step allocates only temporaries and
+    /// frees them, so the live count after every step equals the count after construction;
+    /// dropping the trainer (or a whole `Backend::train`) returns to zero.
+    #[test]
+    fn training_steps_hold_a_fixed_set_of_buffers() {
+        let Some(cl) = own_context() else { return };
+        for (name, task, config) in super::training::tasks() {
+            let mut trainer = DeviceTrainer::new(&cl, &task, &config).expect("trainer");
+            let resident = live(&cl);
+            assert!(resident.0 > 0, "{name}: the trainer's buffers are counted");
+            for step in 0..20 {
+                trainer.step().expect("step");
+                assert_eq!(live(&cl), resident, "{name}: live memory after step {step}");
+            }
+            drop(trainer);
+            assert_eq!(live(&cl), (0, 0), "{name}: trainer dropped");
+            Backend::<f32>::train(&cl, &task, &config, 5).expect("train");
+            assert_eq!(live(&cl), (0, 0), "{name}: Backend::train");
+            assert!(cl.memory().peak_bytes >= resident.1);
+        }
+    }
+}
