@@ -19,6 +19,10 @@
 //! Use it from your own crate's tests with [`backend_tests!`].
 
 #![deny(missing_docs)]
+// `unsafe` is confined to the OpenCL backend (kernel enqueues: `src/opencl/mod.rs`,
+// `src/opencl/bench.rs`), which allows it; every block there carries a `// SAFETY:` comment,
+// which clippy enforces.
+#![deny(unsafe_code, clippy::undocumented_unsafe_blocks)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -34,6 +38,7 @@ pub mod harness;
 pub mod invariants;
 mod macros;
 #[cfg(feature = "opencl")]
+#[allow(unsafe_code, reason = "kernel enqueues; each block has a SAFETY comment")]
 pub mod opencl;
 pub mod reference;
 pub mod rng;
