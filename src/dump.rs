@@ -211,7 +211,10 @@ pub fn parse_npy(bytes: &[u8]) -> Result<(ArrayD<f64>, Dtype), NpyError> {
         .map(|d| d.parse::<usize>().map_err(|_| bad("shape entry")))
         .collect::<Result<Vec<_>, _>>()?;
     let data = &bytes[10 + len..];
-    let count: usize = shape.iter().product();
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| bad("shape overflows usize"))?;
     let values: Vec<f64> = match dtype {
         Dtype::F32 => data
             .chunks_exact(4)

@@ -174,10 +174,27 @@ fn fill<T: Scalar, D: Dimension>(
         value: u128::MAX,
         limit: usize::MAX as u128,
     })?;
-    let values: Vec<T> = (0..count as u64).map(|i| T::narrow(value(i))).collect();
-    Array::from_shape_vec(shape, values).map_err(|e| Error::ShapeMismatch {
+    let mut values: Vec<T> = Vec::new();
+    // An allocation the host cannot make is a typed error, not an abort or a capacity panic.
+    values.try_reserve_exact(count).map_err(|_| Error::TooLarge {
         op,
-        detail: e.to_string(),
+        what: "bytes",
+        value: (count as u128) * (std::mem::size_of::<T>() as u128),
+        limit: isize::MAX as u128,
+    })?;
+    values.extend((0..count as u64).map(|i| T::narrow(value(i))));
+    Array::from_shape_vec(shape, values).map_err(|e| match e.kind() {
+        // ndarray also bounds the product of the non-zero axis lengths by isize::MAX.
+        ndarray::ErrorKind::Overflow => Error::TooLarge {
+            op,
+            what: "element count",
+            value: u128::MAX,
+            limit: isize::MAX as u128,
+        },
+        _ => Error::ShapeMismatch {
+            op,
+            detail: e.to_string(),
+        },
     })
 }
 
@@ -189,7 +206,8 @@ fn fill<T: Scalar, D: Dimension>(
 /// PyTorch `nn.Linear`'s default (Kaiming-uniform with `a = √5`) draws weight **and** bias from
 /// `U(−1/√fan_in, 1/√fan_in)`: pass `bound = 1/√fan_in`. The values differ from PyTorch's (a
 /// different generator); the distribution is the same. Values lie in `[−bound, bound)`.
-/// Errors: `InvalidParameter` unless `bound` is finite and `≥ 0`.
+/// Errors: `InvalidParameter` unless `bound` is finite and `≥ 0`; `TooLarge` when the element count
+/// overflows or the host cannot allocate it.
 pub fn init_uniform<T: Scalar, Sh: IntoDimension>(
     shape: Sh,
     bound: f64,
@@ -211,7 +229,8 @@ pub fn init_uniform<T: Scalar, Sh: IntoDimension>(
 /// `u1 > 0` keeps the logarithm finite; `|w_i| ≤ std·sqrt(2·32·ln 2) ≈ 6.66·std`, since
 /// `u1 ≥ 2^-32`. BERT-like models use `std = 0.02`. The `ln`/`cos` are the host libm's, so a
 /// device reproduces these values only within its ULP budgets: initialise on the host.
-/// Errors: `InvalidParameter` unless `std` is finite and `≥ 0`.
+/// Errors: `InvalidParameter` unless `std` is finite and `≥ 0`; `TooLarge` when the element count
+/// overflows or the host cannot allocate it.
 pub fn init_normal<T: Scalar, Sh: IntoDimension>(
     shape: Sh,
     std: f64,

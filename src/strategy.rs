@@ -43,16 +43,21 @@ pub fn row_values(len: usize) -> BoxedStrategy<Vec<f64>> {
     prop_oneof![
         4 => prop::sample::select(ROW_SCALES).prop_flat_map(move |s| vec(-s..=s, len)),
         1 => prop::sample::select(EDGE_VALUES).prop_map(move |v| vec![v; len]),
-        1 => (vec(-1.0f64..=1.0, len), 0..len, prop::sample::select(vec![30.0, 88.8, 1e4, -88.8, 1e30]))
+        1 => (vec(-1.0f64..=1.0, len), 0..len.max(1), prop::sample::select(vec![30.0, 88.8, 1e4, -88.8, 1e30]))
             .prop_map(|(mut v, i, big)| {
-                v[i] = big;
+                // `len = 0` draws an empty row (the index range is widened to stay non-empty).
+                if let Some(slot) = v.get_mut(i) {
+                    *slot = big;
+                }
                 v
             }),
         1 => vec(prop_oneof![prop::sample::select(EDGE_VALUES), -1.0f64..=1.0], len),
         // Max near 0 and every other entry far below: LSE = log1p(s) with tiny s, where
         // `log(1 + s)` and `log1p(s)` differ (THEORY.md A0, A4).
-        1 => (vec(-60.0f64..=-16.0, len), 0..len, -1.0f64..=1.0).prop_map(|(mut v, i, top)| {
-            v[i] = top;
+        1 => (vec(-60.0f64..=-16.0, len), 0..len.max(1), -1.0f64..=1.0).prop_map(|(mut v, i, top)| {
+            if let Some(slot) = v.get_mut(i) {
+                *slot = top;
+            }
             v
         }),
     ]
@@ -261,9 +266,12 @@ pub fn norm_row_values(len: usize, constant_rows: bool) -> BoxedStrategy<Vec<f64
         4 => prop::sample::select(vec![1.0f64, 10.0, 1000.0]).prop_flat_map(move |s| vec(-s..=s, len)),
         u32::from(constant_rows) => (-10.0f64..=10.0).prop_map(move |v| vec![v; len]),
         1 => vec(-1e-2f64..=1e-2, len).prop_map(|v| v.into_iter().map(|d| 100.0 + d).collect()),
-        1 => (vec(-1.0f64..=1.0, len), 0..len, prop::sample::select(vec![50.0, -300.0]))
+        1 => (vec(-1.0f64..=1.0, len), 0..len.max(1), prop::sample::select(vec![50.0, -300.0]))
             .prop_map(|(mut v, i, big)| {
-                v[i] = big;
+                // `len = 0` draws an empty row (the index range is widened to stay non-empty).
+                if let Some(slot) = v.get_mut(i) {
+                    *slot = big;
+                }
                 v
             }),
     ]

@@ -341,3 +341,31 @@ pub fn class_targets(
     }
     Ok(())
 }
+
+/// The product of `dims` (an element count), or `TooLarge` when it overflows `usize`.
+pub fn element_count(op: &'static str, what: &'static str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .ok_or(Error::TooLarge {
+            op,
+            what,
+            value: dims
+                .iter()
+                .fold(1u128, |acc, &n| acc.saturating_mul(n as u128)),
+            limit: usize::MAX as u128,
+        })
+}
+
+/// A vector of `len` copies of `value`, or `TooLarge` when the host cannot allocate it (instead
+/// of a capacity-overflow panic or an allocation-failure abort).
+pub fn filled_vec<T: Clone>(op: &'static str, len: usize, value: T) -> Result<Vec<T>> {
+    let mut values = Vec::new();
+    values.try_reserve_exact(len).map_err(|_| Error::TooLarge {
+        op,
+        what: "bytes",
+        value: (len as u128).saturating_mul(std::mem::size_of::<T>() as u128),
+        limit: isize::MAX as u128,
+    })?;
+    values.resize(len, value);
+    Ok(values)
+}

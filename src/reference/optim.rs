@@ -143,6 +143,11 @@ fn step_every_tensor<T: Float, S>(
     Ok(())
 }
 
+/// `n` zeros, or `TooLarge` when the host cannot allocate them.
+fn zeros<T: Float>(op: &'static str, n: usize) -> Result<Array1<T>> {
+    crate::validate::filled_vec(op, n, T::zero()).map(Array1::from)
+}
+
 // ---------------------------------------------------------------------------------------------
 // SGD
 // ---------------------------------------------------------------------------------------------
@@ -307,18 +312,21 @@ pub struct Sgd<T> {
 }
 
 impl<T: Float> Sgd<T> {
-    /// A fresh optimizer for tensors of the given lengths. Errors: `InvalidParameter`.
+    /// A fresh optimizer for tensors of the given lengths. Errors: `InvalidParameter`;
+    /// `TooLarge` for a length the host cannot allocate.
     pub fn new(hyper: SgdHyper, tensor_lengths: &[usize]) -> Result<Self> {
         hyper.validate()?;
         Ok(Sgd {
             hyper,
             states: tensor_lengths
                 .iter()
-                .map(|&n| SgdState {
-                    momentum_buffer: None,
-                    last_step: Array1::zeros(n),
+                .map(|&n| {
+                    Ok(SgdState {
+                        momentum_buffer: None,
+                        last_step: zeros("Sgd::new", n)?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -527,15 +535,22 @@ pub struct Adam<T> {
 
 impl<T: Float> Adam<T> {
     /// A fresh optimizer (zero state) for tensors of the given lengths.
-    /// Errors: `InvalidParameter`.
+    /// Errors: `InvalidParameter`; `TooLarge` for a length the host cannot allocate.
     pub fn new(hyper: AdamHyper, tensor_lengths: &[usize]) -> Result<Self> {
         hyper.validate()?;
         Ok(Adam {
             hyper,
             states: tensor_lengths
                 .iter()
-                .map(|&n| AdamState::zeros(n))
-                .collect(),
+                .map(|&n| {
+                    Ok(AdamState {
+                        step: 0,
+                        first_moment: zeros("Adam::new", n)?,
+                        second_moment: zeros("Adam::new", n)?,
+                        last_step: zeros("Adam::new", n)?,
+                    })
+                })
+                .collect::<Result<_>>()?,
         })
     }
 

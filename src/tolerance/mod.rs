@@ -135,12 +135,18 @@ impl ArithModel {
     }
 }
 
-/// Sum of the per-side bounds of two backends (THEORY.md E4: `|b − r| ≤ B_b + B_r`).
+/// Sum of the per-side bounds of two backends (THEORY.md E4: `|b − r| ≤ B_b + B_r`). Bounds of
+/// different shapes have no sum: the result is then `a`'s shape filled with +∞, which a
+/// comparison reports as "bound undefined", never a pass.
 pub fn pair<D: ndarray::Dimension>(
     a: ndarray::Array<f64, D>,
     b: ndarray::Array<f64, D>,
 ) -> ndarray::Array<f64, D> {
-    a + b
+    if a.shape() == b.shape() {
+        a + b
+    } else {
+        a.mapv_into(|_| f64::INFINITY)
+    }
 }
 
 /// Per-row quantities of the stable row algorithm, in f64: max `m`, first max index `k`,

@@ -23,6 +23,7 @@ mod reference_models;
 mod reference_ops;
 mod reference_optim;
 mod reliability;
+mod reliability_api;
 mod seed002;
 mod seed003;
 mod seed003_grid;

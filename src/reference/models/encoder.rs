@@ -157,8 +157,10 @@ fn invalid(name: &'static str, value: String, reason: &str) -> Error {
 }
 
 impl<T: Scalar> Encoder<T> {
-    /// A freshly initialised encoder. Errors: `InvalidParameter` for zero sizes, `hidden` not
-    /// divisible by `heads`, dropout outside `[0, 1)`, or a non-positive eps.
+    /// A freshly initialised encoder. Errors: `InvalidParameter` for zero sizes (including a
+    /// head with 0 classes), `hidden` not divisible by `heads`, dropout outside `[0, 1)`, or a
+    /// non-positive eps; `TooLarge` for sizes whose products overflow or that the host cannot
+    /// allocate.
     pub fn new(config: EncoderConfig) -> Result<Self> {
         let c = &config;
         if [
@@ -190,8 +192,44 @@ impl<T: Scalar> Encoder<T> {
                 "must be finite and > 0",
             ));
         }
+        let classes = match c.head {
+            EncoderHead::Token { classes } | EncoderHead::Pooled { classes } => classes,
+            EncoderHead::MaskedLm => c.vocab,
+        };
+        if classes == 0 {
+            return Err(invalid("classes", "0".to_string(), "the head needs ≥ 1 class"));
+        }
         let d = c.hidden;
+        // Every product below, checked once (`TooLarge` instead of a wrapped size), and room
+        // for the tensor list (a huge layer count is `TooLarge`, not an abort).
+        for dims in [
+            [c.vocab, d],
+            [c.max_positions, d],
+            [d, d],
+            [c.intermediate, d],
+            [classes, d],
+        ] {
+            crate::validate::element_count("Encoder", "parameter elements", &dims)?;
+        }
+        let tensors = c
+            .layers
+            .checked_mul(LAYER_TENSORS)
+            .and_then(|n| n.checked_add(EMBEDDING_TENSORS + 6))
+            .ok_or(Error::TooLarge {
+                op: "Encoder",
+                what: "parameter tensors",
+                value: (c.layers as u128) * (LAYER_TENSORS as u128),
+                limit: usize::MAX as u128,
+            })?;
         let mut parameters: Vec<Array1<T>> = Vec::new();
+        parameters
+            .try_reserve_exact(tensors)
+            .map_err(|_| Error::TooLarge {
+                op: "Encoder",
+                what: "parameter tensors",
+                value: tensors as u128,
+                limit: isize::MAX as u128 / std::mem::size_of::<Array1<T>>() as u128,
+            })?;
         let mut next_id = 0u64;
         let mut key = || {
             next_id += 1;

@@ -112,7 +112,8 @@ pub struct MlpForward<T> {
 
 impl<T: Scalar> Mlp<T> {
     /// A freshly initialised MLP. Errors: `InvalidParameter` for fewer than two widths, a zero
-    /// width, or BCE with an output activation other than `Identity`.
+    /// width, or BCE with an output activation other than `Identity`; `TooLarge` for a weight
+    /// matrix whose element count overflows or that the host cannot allocate.
     pub fn new(config: MlpConfig) -> Result<Self> {
         const OP: &str = "Mlp::new";
         if config.widths.len() < 2 || config.widths.contains(&0) {
@@ -141,7 +142,8 @@ impl<T: Scalar> Mlp<T> {
                 step: 0,
                 tensor_id: t as u64,
             };
-            parameters.push(init_uniform::<T, _>(fan_out * fan_in, bound, key(2 * l))?);
+            let weights = crate::validate::element_count(OP, "weight elements", &[fan_out, fan_in])?;
+            parameters.push(init_uniform::<T, _>(weights, bound, key(2 * l))?);
             parameters.push(init_uniform::<T, _>(fan_out, bound, key(2 * l + 1))?);
         }
         Ok(Mlp { config, parameters })
