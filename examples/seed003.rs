@@ -238,7 +238,11 @@ fn main() {
                     .as_deref(),
             )
             .expect("an OpenCL device");
-            println!("device {}; before: {}", cl.device_label(), device::memory_text(&cl));
+            println!(
+                "device {}; before: {}",
+                cl.device_label(),
+                device::memory_text(&cl)
+            );
             let model = Encoder::<f32>::new(config).expect("valid configuration");
             let task = TrainingTask::Encoder {
                 model,
@@ -246,7 +250,11 @@ fn main() {
             };
             let trainer = mloracle::opencl::train::DeviceTrainer::new(&cl, &task, &training)
                 .expect("device trainer");
-            println!("trainer allocated: {}; {}", device::memory_text(&cl), rss_text());
+            println!(
+                "trainer allocated: {}; {}",
+                device::memory_text(&cl),
+                rss_text()
+            );
             device_handle = Some(cl.clone());
             runs.push((
                 Box::new(device::OpenClRun { cl, trainer }),
@@ -332,6 +340,10 @@ fn main() {
     drop(runs);
     #[cfg(feature = "opencl")]
     if let Some(cl) = device_handle {
-        println!("trainer dropped: {}; {}", device::memory_text(&cl), rss_text());
+        println!(
+            "trainer dropped: {}; {}",
+            device::memory_text(&cl),
+            rss_text()
+        );
     }
 }

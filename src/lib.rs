@@ -38,7 +38,10 @@ pub mod harness;
 pub mod invariants;
 mod macros;
 #[cfg(feature = "opencl")]
-#[allow(unsafe_code, reason = "kernel enqueues; each block has a SAFETY comment")]
+#[allow(
+    unsafe_code,
+    reason = "kernel enqueues; each block has a SAFETY comment"
+)]
 pub mod opencl;
 pub mod reference;
 pub mod rng;

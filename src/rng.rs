@@ -176,12 +176,14 @@ fn fill<T: Scalar, D: Dimension>(
     })?;
     let mut values: Vec<T> = Vec::new();
     // An allocation the host cannot make is a typed error, not an abort or a capacity panic.
-    values.try_reserve_exact(count).map_err(|_| Error::TooLarge {
-        op,
-        what: "bytes",
-        value: (count as u128) * (std::mem::size_of::<T>() as u128),
-        limit: isize::MAX as u128,
-    })?;
+    values
+        .try_reserve_exact(count)
+        .map_err(|_| Error::TooLarge {
+            op,
+            what: "bytes",
+            value: (count as u128) * (std::mem::size_of::<T>() as u128),
+            limit: isize::MAX as u128,
+        })?;
     values.extend((0..count as u64).map(|i| T::narrow(value(i))));
     Array::from_shape_vec(shape, values).map_err(|e| match e.kind() {
         // ndarray also bounds the product of the non-zero axis lengths by isize::MAX.

@@ -529,7 +529,10 @@ impl OpenCl {
                 } else {
                     rows * cols
                 };
-                buffers.push(self.input_buffer(rows * cols, 0, -10.0, 10.0)?.keep(&mut leases));
+                buffers.push(
+                    self.input_buffer(rows * cols, 0, -10.0, 10.0)?
+                        .keep(&mut leases),
+                );
                 buffers.push(self.allocate::<T>(out_len)?.keep(&mut leases));
                 output = 1;
                 let program = self.program::<T>(op)?;
@@ -548,7 +551,10 @@ impl OpenCl {
                 if rows == 0 || cols == 0 {
                     return Err(empty("rows or columns"));
                 }
-                buffers.push(self.input_buffer(rows * cols, 0, -4.0, 4.0)?.keep(&mut leases));
+                buffers.push(
+                    self.input_buffer(rows * cols, 0, -4.0, 4.0)?
+                        .keep(&mut leases),
+                );
                 buffers.push(self.input_buffer(cols, 1, -1.0, 1.0)?.keep(&mut leases));
                 buffers.push(self.allocate::<T>(rows * cols)?.keep(&mut leases));
                 output = 2;
@@ -569,7 +575,10 @@ impl OpenCl {
                 if rows == 0 || cols == 0 {
                     return Err(empty("rows or columns"));
                 }
-                buffers.push(self.input_buffer(rows * cols, 0, -4.0, 4.0)?.keep(&mut leases));
+                buffers.push(
+                    self.input_buffer(rows * cols, 0, -4.0, 4.0)?
+                        .keep(&mut leases),
+                );
                 buffers.push(self.input_buffer(cols, 1, 0.5, 1.5)?.keep(&mut leases));
                 buffers.push(self.input_buffer(cols, 2, -1.0, 1.0)?.keep(&mut leases));
                 buffers.push(self.allocate::<T>(rows * cols)?.keep(&mut leases));
@@ -593,9 +602,15 @@ impl OpenCl {
                 if rows == 0 || cols == 0 {
                     return Err(empty("rows or columns"));
                 }
-                buffers.push(self.input_buffer(rows * cols, 0, -4.0, 4.0)?.keep(&mut leases)); // x
+                buffers.push(
+                    self.input_buffer(rows * cols, 0, -4.0, 4.0)?
+                        .keep(&mut leases),
+                ); // x
                 buffers.push(self.input_buffer(cols, 1, 0.5, 1.5)?.keep(&mut leases)); // gamma
-                buffers.push(self.input_buffer(rows * cols, 2, -1.0, 1.0)?.keep(&mut leases)); // g
+                buffers.push(
+                    self.input_buffer(rows * cols, 2, -1.0, 1.0)?
+                        .keep(&mut leases),
+                ); // g
                 buffers.push(self.allocate::<T>(rows * cols)?.keep(&mut leases)); // grad_x
                 buffers.push(self.allocate::<T>(rows * cols)?.keep(&mut leases)); // xhat
                 buffers.push(self.allocate::<T>(cols)?.keep(&mut leases)); // grad_gamma

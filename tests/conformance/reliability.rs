@@ -707,14 +707,22 @@ mod device_memory {
     #[test]
     fn buffers_count_while_alive() {
         let Some(cl) = own_context() else { return };
-        assert_eq!(cl.memory(), DeviceMemory::default(), "a new context holds nothing");
+        assert_eq!(
+            cl.memory(),
+            DeviceMemory::default(),
+            "a new context holds nothing"
+        );
         let a = cl.upload_buffer(&[1.0f32; 100]).expect("upload");
         let b = cl.zeros_buffer::<f32>(28).expect("allocate");
         let c = cl.upload_writable(&[0.5f32; 3]).expect("upload");
         assert_eq!(live(&cl), (3, 4 * (100 + 28 + 3)));
         let ids = cl.upload_indices(&[0, 1, 2, 3]).expect("upload");
         let ids_clone = ids.clone();
-        assert_eq!(live(&cl), (4, 4 * 131 + 8 * 4), "a clone shares its allocation");
+        assert_eq!(
+            live(&cl),
+            (4, 4 * 131 + 8 * 4),
+            "a clone shares its allocation"
+        );
         drop(ids);
         assert_eq!(live(&cl).0, 4, "the clone keeps the buffer alive");
         drop(ids_clone);
@@ -767,10 +775,15 @@ mod device_memory {
         let mut gradients = vec![z.clone(), y.clone()];
         Backend::<f32>::clip_grad_norm(&cl, &mut gradients, 0.5).expect("valid");
         // An op that fails validation after nothing was allocated, and one on bad values.
-        assert!(Backend::<f32>::cross_entropy(&cl, x.view(), targets.view(), 0, Reduction::Mean)
-            .is_err());
+        assert!(
+            Backend::<f32>::cross_entropy(&cl, x.view(), targets.view(), 0, Reduction::Mean)
+                .is_err()
+        );
         let memory = cl.memory();
-        assert!(memory.allocations >= 12, "the ops' buffers are counted: {memory:?}");
+        assert!(
+            memory.allocations >= 12,
+            "the ops' buffers are counted: {memory:?}"
+        );
         assert_eq!(live(&cl), (0, 0), "every temporary freed: {memory:?}");
     }
 

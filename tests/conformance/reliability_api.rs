@@ -76,7 +76,9 @@ fn call<V>(
     f: impl FnOnce() -> Result<V, Error>,
 ) -> Result<Option<V>, TestCaseError> {
     {
-        let mut tally = TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tally = TALLY
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tally.functions.insert(function);
         if want == Want::Ok {
             tally.valid += 1;
@@ -119,7 +121,9 @@ fn call_plain<V>(
 }
 
 fn report(test: &str, expected: &[&str]) {
-    let tally = TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tally = TALLY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     eprintln!(
         "public API ({test}, cumulative in this process): {} functions, {} invalid inputs, {} valid inputs",
         tally.functions.len(),
@@ -216,7 +220,12 @@ const OPTIM_FUNCTIONS: &[&str] = &[
 fn optimizer_schedule_and_clip_parameters_never_panic() {
     let hyper = (float(), float(), float(), float(), float(), any::<bool>());
     let lengths = prop::collection::vec(prop_oneof![5 => 0usize..4, 1 => Just(usize::MAX)], 0..3);
-    let schedule = (0usize..3, any::<u64>().prop_map(|s| s % 4), float(), any::<u64>());
+    let schedule = (
+        0usize..3,
+        any::<u64>().prop_map(|s| s % 4),
+        float(),
+        any::<u64>(),
+    );
     run(
         256,
         (hyper, lengths, schedule, float(), any::<u64>()),
@@ -244,7 +253,9 @@ fn optimizer_schedule_and_clip_parameters_never_panic() {
                 && d.is_finite()
                 && d > 0.0
                 && finite_non_negative(e);
-            call("AdamHyper::validate", want(adam_ok), &adam, || adam.validate())?;
+            call("AdamHyper::validate", want(adam_ok), &adam, || {
+                adam.validate()
+            })?;
             call("optim::validate_sgd_step", want(sgd_ok), &sgd, || {
                 optim::validate_sgd_step(&sgd, 3, 3, Some(3))
             })?;
@@ -276,9 +287,9 @@ fn optimizer_schedule_and_clip_parameters_never_panic() {
                 }
             };
             let input = (sgd, &lengths);
-            if let Some(mut opt) =
-                call("Sgd::new", new_want(sgd_ok), &input, || Sgd::<f32>::new(sgd, &lengths))?
-            {
+            if let Some(mut opt) = call("Sgd::new", new_want(sgd_ok), &input, || {
+                Sgd::<f32>::new(sgd, &lengths)
+            })? {
                 let mut parameters: Vec<Array1<f32>> =
                     lengths.iter().map(|&n| Array1::ones(n)).collect();
                 let gradients = parameters.clone();
@@ -286,7 +297,11 @@ fn optimizer_schedule_and_clip_parameters_never_panic() {
                     opt.step(&mut parameters, &gradients)
                 })?;
                 let fewer = &gradients[..gradients.len().saturating_sub(1)];
-                let w = if gradients.is_empty() { Want::Ok } else { Want::Shape };
+                let w = if gradients.is_empty() {
+                    Want::Ok
+                } else {
+                    Want::Shape
+                };
                 call("Sgd::step", w, &input, || opt.step(&mut parameters, fewer))?;
             }
             let input = (adam, &lengths);
@@ -295,8 +310,10 @@ fn optimizer_schedule_and_clip_parameters_never_panic() {
             })? {
                 let mut parameters: Vec<Array1<f64>> =
                     lengths.iter().map(|&n| Array1::ones(n)).collect();
-                let gradients: Vec<Array1<f64>> =
-                    lengths.iter().map(|&n| Array1::from_elem(n, f64::NAN)).collect();
+                let gradients: Vec<Array1<f64>> = lengths
+                    .iter()
+                    .map(|&n| Array1::from_elem(n, f64::NAN))
+                    .collect();
                 call("Adam::step", Want::Ok, &input, || {
                     opt.step(&mut parameters, &gradients)
                 })?;
@@ -307,19 +324,31 @@ fn optimizer_schedule_and_clip_parameters_never_panic() {
                 })?;
             }
             // Clipping: max_norm / clip_value must be finite and ≥ 0.
-            call("optim::validate_clip_grad_norm", want(finite_non_negative(a)), &a, || {
-                optim::validate_clip_grad_norm(a)
-            })?;
-            call("optim::validate_clip_grad_value", want(finite_non_negative(a)), &a, || {
-                optim::validate_clip_grad_value(a)
-            })?;
+            call(
+                "optim::validate_clip_grad_norm",
+                want(finite_non_negative(a)),
+                &a,
+                || optim::validate_clip_grad_norm(a),
+            )?;
+            call(
+                "optim::validate_clip_grad_value",
+                want(finite_non_negative(a)),
+                &a,
+                || optim::validate_clip_grad_value(a),
+            )?;
             let mut gradients = vec![Array1::from(vec![b as f32, c as f32]), Array1::zeros(0)];
-            call("optim::clip_grad_norm", want(finite_non_negative(a)), &(a, b, c), || {
-                optim::clip_grad_norm(&mut gradients, a)
-            })?;
-            call("optim::clip_grad_value", want(finite_non_negative(a)), &(a, b, c), || {
-                optim::clip_grad_value(&mut gradients, a)
-            })?;
+            call(
+                "optim::clip_grad_norm",
+                want(finite_non_negative(a)),
+                &(a, b, c),
+                || optim::clip_grad_norm(&mut gradients, a),
+            )?;
+            call(
+                "optim::clip_grad_value",
+                want(finite_non_negative(a)),
+                &(a, b, c),
+                || optim::clip_grad_value(&mut gradients, a),
+            )?;
             // Schedules: step_size, model_size, warmup ≥ 1; gamma, factor finite ≥ 0.
             let (schedule, schedule_ok) = match kind {
                 0 => (LearningRateSchedule::Constant, true),
@@ -339,12 +368,18 @@ fn optimizer_schedule_and_clip_parameters_never_panic() {
                     size >= 2 && finite_non_negative(factor),
                 ),
             };
-            call("LearningRateSchedule::validate", want(schedule_ok), &schedule, || {
-                schedule.validate()
-            })?;
-            call("LearningRateSchedule::multiplier", want(schedule_ok), &schedule, || {
-                schedule.multiplier(step)
-            })?;
+            call(
+                "LearningRateSchedule::validate",
+                want(schedule_ok),
+                &schedule,
+                || schedule.validate(),
+            )?;
+            call(
+                "LearningRateSchedule::multiplier",
+                want(schedule_ok),
+                &schedule,
+                || schedule.multiplier(step),
+            )?;
             let lr_ok = schedule_ok && finite_non_negative(base);
             call(
                 "LearningRateSchedule::learning_rate",
@@ -378,7 +413,15 @@ const MODEL_FUNCTIONS: &[&str] = &[
 fn encoder_config() -> impl Strategy<Value = (EncoderConfig, usize)> {
     (
         (size(), size(), size(), size(), size(), size()),
-        (float(), float(), any::<bool>(), float(), 0usize..3, size(), any::<u64>()),
+        (
+            float(),
+            float(),
+            any::<bool>(),
+            float(),
+            0usize..3,
+            size(),
+            any::<u64>(),
+        ),
     )
         .prop_map(
             |((vocab, hidden, heads, layers, intermediate, max_positions), rest)| {
@@ -413,8 +456,19 @@ fn encoder_config() -> impl Strategy<Value = (EncoderConfig, usize)> {
 /// [0, 1); eps finite > 0; a non-finite or negative embedding std is an init error; products
 /// of huge sizes are TooLarge).
 fn encoder_want(c: &EncoderConfig, classes: usize) -> Want {
-    let classes = if c.head == EncoderHead::MaskedLm { c.vocab } else { classes };
-    let sizes = [c.vocab, c.hidden, c.heads, c.layers, c.intermediate, c.max_positions];
+    let classes = if c.head == EncoderHead::MaskedLm {
+        c.vocab
+    } else {
+        classes
+    };
+    let sizes = [
+        c.vocab,
+        c.hidden,
+        c.heads,
+        c.layers,
+        c.intermediate,
+        c.max_positions,
+    ];
     if sizes.contains(&0) {
         return Want::Invalid;
     }
@@ -447,15 +501,29 @@ fn model_and_training_configurations_never_panic() {
     let mlp = (
         prop::collection::vec(size(), 0..4),
         0usize..5,
-        prop_oneof![Just(MlpLoss::BceWithLogits), Just(MlpLoss::Mse(Reduction::Sum))],
+        prop_oneof![
+            Just(MlpLoss::BceWithLogits),
+            Just(MlpLoss::Mse(Reduction::Sum))
+        ],
         float(),
     );
     let gru = (size(), size(), size(), 0usize..12, -101i64..12);
-    let training = (float(), float(), float(), prop::option::of(float()), any::<bool>());
+    let training = (
+        float(),
+        float(),
+        float(),
+        prop::option::of(float()),
+        any::<bool>(),
+    );
     run(
         96,
         (mlp, gru, encoder_config(), training),
-        |((widths, activation, loss, slope), (vocab, embed, hidden, item, target), (config, classes), t)| {
+        |(
+            (widths, activation, loss, slope),
+            (vocab, embed, hidden, item, target),
+            (config, classes),
+            t,
+        )| {
             // MLP: ≥ 2 widths, each ≥ 1; BCE needs the Identity output; huge widths TooLarge.
             let act = [
                 Activation::Relu,
@@ -481,7 +549,9 @@ fn model_and_training_configurations_never_panic() {
             } else {
                 Want::TooLarge
             };
-            let mlp = call("Mlp::new", mlp_want, &mlp_config, || Mlp::<f32>::new(mlp_config.clone()))?;
+            let mlp = call("Mlp::new", mlp_want, &mlp_config, || {
+                Mlp::<f32>::new(mlp_config.clone())
+            })?;
             if let Some(model) = &mlp {
                 let (d0, dl) = (widths[0], widths[widths.len() - 1]);
                 let good = MlpBatch {
@@ -500,7 +570,12 @@ fn model_and_training_configurations_never_panic() {
                 })?;
             }
             // GRU: vocab, embed, hidden ≥ 1; huge sizes TooLarge.
-            let gru_config = GruConfig { vocab, embed, hidden, seed: 2 };
+            let gru_config = GruConfig {
+                vocab,
+                embed,
+                hidden,
+                seed: 2,
+            };
             let sizes = [vocab, embed, hidden];
             let gru_want = if sizes.contains(&0) {
                 Want::Invalid
@@ -509,11 +584,20 @@ fn model_and_training_configurations_never_panic() {
             } else {
                 Want::TooLarge
             };
-            let lengths_want = if gru_want == Want::Invalid { Want::Invalid } else { Want::NoPanic };
-            call("GruConfig::parameter_lengths", lengths_want, &gru_config, || {
-                gru_config.parameter_lengths()
+            let lengths_want = if gru_want == Want::Invalid {
+                Want::Invalid
+            } else {
+                Want::NoPanic
+            };
+            call(
+                "GruConfig::parameter_lengths",
+                lengths_want,
+                &gru_config,
+                || gru_config.parameter_lengths(),
+            )?;
+            let gru = call("GruModel::new", gru_want, &gru_config, || {
+                GruModel::<f32>::new(gru_config)
             })?;
-            let gru = call("GruModel::new", gru_want, &gru_config, || GruModel::<f32>::new(gru_config))?;
             if let Some(model) = &gru {
                 // Item ids must be < vocab; targets in 0..vocab or -100.
                 let batch = GruBatch {
@@ -529,7 +613,9 @@ fn model_and_training_configurations_never_panic() {
             }
             // Encoder.
             let want = encoder_want(&config, classes);
-            let encoder = call("Encoder::new", want, &config, || Encoder::<f32>::new(config))?;
+            let encoder = call("Encoder::new", want, &config, || {
+                Encoder::<f32>::new(config)
+            })?;
             // Training configuration on a valid model (the MLP if there is one, else a tiny one).
             let (a, b, c, clip, flag) = t;
             let training = TrainingConfig {
@@ -541,7 +627,11 @@ fn model_and_training_configurations_never_panic() {
                 base_learning_rate: c,
                 schedule: LearningRateSchedule::Constant,
                 clip_grad_norm: clip,
-                gradient_mode: if flag { GradientMode::Accumulate } else { GradientMode::ZeroEachStep },
+                gradient_mode: if flag {
+                    GradientMode::Accumulate
+                } else {
+                    GradientMode::ZeroEachStep
+                },
             };
             let hyper_ok = if flag {
                 finite_non_negative(a.abs()) && b.is_finite() && b > 0.0
@@ -550,10 +640,17 @@ fn model_and_training_configurations_never_panic() {
             };
             let training_ok =
                 hyper_ok && finite_non_negative(c) && clip.is_none_or(finite_non_negative);
-            let model = GruModel::<f32>::new(GruConfig { vocab: 3, embed: 2, hidden: 2, seed: 0 })
-                .expect("valid");
+            let model = GruModel::<f32>::new(GruConfig {
+                vocab: 3,
+                embed: 2,
+                hidden: 2,
+                seed: 0,
+            })
+            .expect("valid");
             let want = if training_ok { Want::Ok } else { Want::Invalid };
-            let trainer = call("Trainer::new", want, &training, || Trainer::new(model.clone(), training))?;
+            let trainer = call("Trainer::new", want, &training, || {
+                Trainer::new(model.clone(), training)
+            })?;
             let batch = GruBatch {
                 items: Array2::from_elem((1, 2), item),
                 targets: Array1::from(vec![target]),
@@ -565,8 +662,14 @@ fn model_and_training_configurations_never_panic() {
                 call("Trainer::step", w, &batch, || trainer.step(&batch))?;
             }
             let task = TrainingTask::Gru { model, batch };
-            let w = if !training_ok || !batch_ok { Want::Invalid } else { Want::Ok };
-            call("models::train", w, &training, || models::train(&task, &training, 2))?;
+            let w = if !training_ok || !batch_ok {
+                Want::Invalid
+            } else {
+                Want::Ok
+            };
+            call("models::train", w, &training, || {
+                models::train(&task, &training, 2)
+            })?;
             // Token ids must be < vocab (3); targets one per token, each a class or -100.
             drop(encoder);
             let small = EncoderConfig {
@@ -584,7 +687,11 @@ fn model_and_training_configurations_never_panic() {
                 targets: Array1::from(vec![target, 0]),
             };
             let targets_ok = target == -100 || (0..2).contains(&target);
-            let w = if id < 3 && targets_ok { Want::Ok } else { Want::Invalid };
+            let w = if id < 3 && targets_ok {
+                Want::Ok
+            } else {
+                Want::Invalid
+            };
             call("Encoder::loss_and_gradients", w, &batch, || {
                 encoder.loss_and_gradients(&batch, 0)
             })?;
@@ -628,20 +735,39 @@ fn validators_comparisons_and_parsers_never_panic() {
     let bytes = prop::collection::vec(any::<u8>(), 0..64);
     run(
         256,
-        (float(), float(), float(), size(), size(), bytes, -3i64..6, any::<u64>()),
+        (
+            float(),
+            float(),
+            float(),
+            size(),
+            size(),
+            bytes,
+            -3i64..6,
+            any::<u64>(),
+        ),
         |(x, y, z, n, m, bytes, target, step)| {
             let want = |ok: bool| if ok { Want::Ok } else { Want::Invalid };
-            call("validate::probability", want(unit(x)), &x, || validate::probability("t", "p", x))?;
-            call("validate::positive_finite", want(x.is_finite() && x > 0.0), &x, || {
-                validate::positive_finite("t", "x", x)
+            call("validate::probability", want(unit(x)), &x, || {
+                validate::probability("t", "p", x)
             })?;
-            call("validate::non_negative_finite", want(finite_non_negative(x)), &x, || {
-                validate::non_negative_finite("t", "x", x)
-            })?;
+            call(
+                "validate::positive_finite",
+                want(x.is_finite() && x > 0.0),
+                &x,
+                || validate::positive_finite("t", "x", x),
+            )?;
+            call(
+                "validate::non_negative_finite",
+                want(finite_non_negative(x)),
+                &x,
+                || validate::non_negative_finite("t", "x", x),
+            )?;
             call("validate::finite_argument", want(x.is_finite()), &x, || {
                 validate::finite_argument("t", "x", x)
             })?;
-            call("validate::axis_2d", want(n < 2), &n, || validate::axis_2d("t", n))?;
+            call("validate::axis_2d", want(n < 2), &n, || {
+                validate::axis_2d("t", n)
+            })?;
             let ids = Array1::from(vec![n % 7, m % 7]);
             let ids_ok = ids.iter().all(|&i| i < 4);
             call("validate::embedding_ids", want(ids_ok), &ids, || {
@@ -649,19 +775,40 @@ fn validators_comparisons_and_parsers_never_panic() {
             })?;
             let targets = Array1::from(vec![target, 0]);
             let targets_ok = target == -1 || (0..4).contains(&target);
-            call("validate::class_targets", want(targets_ok), &targets, || {
-                validate::class_targets("t", 2, 4, targets.view(), -1)
-            })?;
+            call(
+                "validate::class_targets",
+                want(targets_ok),
+                &targets,
+                || validate::class_targets("t", 2, 4, targets.view(), -1),
+            )?;
             call("validate::class_targets", Want::Shape, &targets, || {
                 validate::class_targets("t", 3, 4, targets.view(), -1)
             })?;
             let product_fits = n.checked_mul(m).is_some();
-            let w = if product_fits { Want::Ok } else { Want::TooLarge };
-            call("validate::element_count", w, &(n, m), || validate::element_count("t", "n", &[n, m]))?;
-            let w = if n < (1 << 30) { Want::Ok } else { Want::TooLarge };
-            call("validate::filled_vec", w, &n, || validate::filled_vec("t", n, 0u64).map(|v| v.len()))?;
-            call("rng::dropout_threshold", want(unit(x)), &x, || rng::dropout_threshold(x))?;
-            let key = rng::RandomKey { seed: step, step, tensor_id: step };
+            let w = if product_fits {
+                Want::Ok
+            } else {
+                Want::TooLarge
+            };
+            call("validate::element_count", w, &(n, m), || {
+                validate::element_count("t", "n", &[n, m])
+            })?;
+            let w = if n < (1 << 30) {
+                Want::Ok
+            } else {
+                Want::TooLarge
+            };
+            call("validate::filled_vec", w, &n, || {
+                validate::filled_vec("t", n, 0u64).map(|v| v.len())
+            })?;
+            call("rng::dropout_threshold", want(unit(x)), &x, || {
+                rng::dropout_threshold(x)
+            })?;
+            let key = rng::RandomKey {
+                seed: step,
+                step,
+                tensor_id: step,
+            };
             let w = if !finite_non_negative(y) {
                 Want::Invalid
             } else if !product_fits
@@ -692,14 +839,18 @@ fn validators_comparisons_and_parsers_never_panic() {
             let e = ArrayD::from_elem(IxDyn(&[m % 4]), y);
             let bound = ArrayD::from_elem(IxDyn(&[m % 4]), z);
             call_plain("compare::compare", &(k, m % 4, x, y, z), || {
-                compare::compare(&subject, a.view(), e.view(), bound.view(), &|_| String::new())
-                    .is_ok()
+                compare::compare(&subject, a.view(), e.view(), bound.view(), &|_| {
+                    String::new()
+                })
+                .is_ok()
             })?;
             call_plain("compare::format_values", &(k, x), || {
                 compare::format_values(a.iter().copied())
             })?;
             call_plain("tolerance::gamma", &(n, x), || tolerance::gamma(n, x))?;
-            call_plain("tolerance::pair", &(k, m % 4), || tolerance::pair(a.clone(), e.clone()))?;
+            call_plain("tolerance::pair", &(k, m % 4), || {
+                tolerance::pair(a.clone(), e.clone())
+            })?;
             call_plain("tolerance::adam_step_factor", &(x, y, step), || {
                 tolerance::adam_step_factor(x, y, step)
             })?;
@@ -710,7 +861,9 @@ fn validators_comparisons_and_parsers_never_panic() {
                 tolerance::adam_step_rounding_factor(x, y)
             })?;
             // NPY: arbitrary bytes, and a valid header with a shape whose product overflows.
-            call_plain("dump::parse_npy", &bytes, || dump::parse_npy(&bytes).is_ok())?;
+            call_plain("dump::parse_npy", &bytes, || {
+                dump::parse_npy(&bytes).is_ok()
+            })?;
             let valid = dump::npy_bytes(a.view(), dump::Dtype::F32);
             call_plain("dump::npy_bytes", &k, || valid.len())?;
             let mut forged = valid.clone();
@@ -720,7 +873,9 @@ fn validators_comparisons_and_parsers_never_panic() {
             let mut header = text.into_bytes();
             header.resize(header_end - 10, b' ');
             forged.splice(10..header_end, header);
-            call_plain("dump::parse_npy", &(n, m), || dump::parse_npy(&forged).is_ok())?;
+            call_plain("dump::parse_npy", &(n, m), || {
+                dump::parse_npy(&forged).is_ok()
+            })?;
             Ok(())
         },
     );
@@ -736,26 +891,38 @@ fn strategies_with_parameters_never_panic() {
     let mut runner = TestRunner::deterministic();
     let mut sample = |name: &'static str, f: &dyn Fn(&mut TestRunner) -> usize| {
         let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut runner)));
-        let mut tally = TALLY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tally = TALLY
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tally.functions.insert(name);
         tally.invalid += 1;
         assert!(outcome.is_ok(), "{name} panicked");
     };
     for len in [0usize, 1, 3] {
         sample("strategy::row_values", &|r| {
-            strategy::row_values(len).new_tree(r).map_or(0, |t| t.current().len())
+            strategy::row_values(len)
+                .new_tree(r)
+                .map_or(0, |t| t.current().len())
         });
         sample("strategy::labels_of_len", &|r| {
-            strategy::labels_of_len(len).new_tree(r).map_or(0, |t| t.current().len())
+            strategy::labels_of_len(len)
+                .new_tree(r)
+                .map_or(0, |t| t.current().len())
         });
         sample("strategy::norm_row_values", &|r| {
-            strategy::norm_row_values(len, true).new_tree(r).map_or(0, |t| t.current().len())
+            strategy::norm_row_values(len, true)
+                .new_tree(r)
+                .map_or(0, |t| t.current().len())
         });
         sample("strategy::scaled_values", &|r| {
-            strategy::scaled_values(len, -3.0, 1.0).new_tree(r).map_or(0, |t| t.current().len())
+            strategy::scaled_values(len, -3.0, 1.0)
+                .new_tree(r)
+                .map_or(0, |t| t.current().len())
         });
     }
-    sample("strategy::narrow", &|_| strategy::narrow::<f32>(&[f64::NAN, f64::MAX, -0.0]).len());
+    sample("strategy::narrow", &|_| {
+        strategy::narrow::<f32>(&[f64::NAN, f64::MAX, -0.0]).len()
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -794,8 +961,14 @@ fn opencl_handle_with_bad_options_never_panics() {
     .unwrap_or_else(|e| panic!("{e}"));
     run(64, (size(), size(), 0usize..4), |(n, m, which)| {
         // Tiles: 1 ≤ tile and tile² ≤ max work-group size (huge tiles never fit).
-        let w = if is_small(n) { Want::NoPanic } else { Want::Invalid };
-        call("OpenCl::with_matmul_tile", w, &n, || cl.with_matmul_tile(n).map(|c| c.tile()))?;
+        let w = if is_small(n) {
+            Want::NoPanic
+        } else {
+            Want::Invalid
+        };
+        call("OpenCl::with_matmul_tile", w, &n, || {
+            cl.with_matmul_tile(n).map(|c| c.tile())
+        })?;
         let w = if n == 0 {
             Want::Empty
         } else if is_small(n) {
@@ -803,18 +976,39 @@ fn opencl_handle_with_bad_options_never_panics() {
         } else {
             Want::TooLarge
         };
-        call("OpenCl::zeros_buffer", w, &n, || cl.zeros_buffer::<f32>(n).map(|b| b.len()))?;
+        call("OpenCl::zeros_buffer", w, &n, || {
+            cl.zeros_buffer::<f32>(n).map(|b| b.len())
+        })?;
         let data = vec![1.0f32; n.min(5)];
-        let w = if data.is_empty() { Want::Empty } else { Want::Ok };
-        call("OpenCl::upload_buffer", w, &data, || cl.upload_buffer(&data).map(|b| b.len()))?;
-        call("OpenCl::upload_writable", w, &data, || cl.upload_writable(&data).map(|b| b.len()))?;
+        let w = if data.is_empty() {
+            Want::Empty
+        } else {
+            Want::Ok
+        };
+        call("OpenCl::upload_buffer", w, &data, || {
+            cl.upload_buffer(&data).map(|b| b.len())
+        })?;
+        call("OpenCl::upload_writable", w, &data, || {
+            cl.upload_writable(&data).map(|b| b.len())
+        })?;
         let ids = vec![m as i64; n.min(5)];
-        call("OpenCl::upload_indices", w, &ids, || cl.upload_indices(&ids).map(|b| b.len()))?;
+        call("OpenCl::upload_indices", w, &ids, || {
+            cl.upload_indices(&ids).map(|b| b.len())
+        })?;
         // Row kernels: a known name, and buffers holding rows × cols (cols ≥ 1).
         if let (Ok(input), Ok(output)) = (cl.zeros_buffer::<f32>(6), cl.zeros_buffer::<f32>(6)) {
-            let name = ["softmax_rows", "log_sum_exp_rows", "log_softmax_rows", "relu"][which];
+            let name = [
+                "softmax_rows",
+                "log_sum_exp_rows",
+                "log_softmax_rows",
+                "relu",
+            ][which];
             let (rows, cols) = (n % 7, m % 7);
-            let need = if name == "log_sum_exp_rows" { rows } else { rows * cols };
+            let need = if name == "log_sum_exp_rows" {
+                rows
+            } else {
+                rows * cols
+            };
             let w = if name == "relu" {
                 Want::Invalid
             } else if cols == 0 || rows * cols > 6 || need > 6 {
@@ -827,20 +1021,46 @@ fn opencl_handle_with_bad_options_never_panics() {
                 cl.finish()
             })?;
         }
-        let w = if n == 0 { Want::Empty } else if is_small(n) { Want::Ok } else { Want::NoPanic };
+        let w = if n == 0 {
+            Want::Empty
+        } else if is_small(n) {
+            Want::Ok
+        } else {
+            Want::NoPanic
+        };
         call("OpenCl::prepare", w, &n, || {
-            cl.prepare::<f32>(Workload::Elementwise { kernel: "relu", len: n }).map(|_| ())
+            cl.prepare::<f32>(Workload::Elementwise {
+                kernel: "relu",
+                len: n,
+            })
+            .map(|_| ())
         })?;
         let len = n.min(64);
         call("OpenCl::random_bits", Want::Ok, &len, || {
-            cl.random_bits(rng::RandomKey { seed: 1, step: m as u64, tensor_id: 0 }, 0, len)
+            cl.random_bits(
+                rng::RandomKey {
+                    seed: 1,
+                    step: m as u64,
+                    tensor_id: 0,
+                },
+                0,
+                len,
+            )
         })?;
         Ok(())
     });
     // A device trainer validates its settings like the reference trainer.
-    let model = GruModel::<f32>::new(GruConfig { vocab: 3, embed: 2, hidden: 2, seed: 0 })
-        .expect("valid");
-    let batch = GruBatch { items: Array2::zeros((1, 2)), targets: Array1::from(vec![5]) };
+    let model = GruModel::<f32>::new(GruConfig {
+        vocab: 3,
+        embed: 2,
+        hidden: 2,
+        seed: 0,
+    })
+    .expect("valid");
+    let batch = GruBatch {
+        items: Array2::zeros((1, 2)),
+        targets: Array1::from(vec![5]),
+    };
     let task = TrainingTask::Gru { model, batch };
     for (config, want) in [
         (TrainingConfig::sgd(f64::NAN), Want::Invalid),

@@ -197,7 +197,11 @@ impl<T: Scalar> Encoder<T> {
             EncoderHead::MaskedLm => c.vocab,
         };
         if classes == 0 {
-            return Err(invalid("classes", "0".to_string(), "the head needs ≥ 1 class"));
+            return Err(invalid(
+                "classes",
+                "0".to_string(),
+                "the head needs ≥ 1 class",
+            ));
         }
         let d = c.hidden;
         // Every product below, checked once (`TooLarge` instead of a wrapped size), and room

@@ -142,7 +142,8 @@ impl<T: Scalar> Mlp<T> {
                 step: 0,
                 tensor_id: t as u64,
             };
-            let weights = crate::validate::element_count(OP, "weight elements", &[fan_out, fan_in])?;
+            let weights =
+                crate::validate::element_count(OP, "weight elements", &[fan_out, fan_in])?;
             parameters.push(init_uniform::<T, _>(weights, bound, key(2 * l))?);
             parameters.push(init_uniform::<T, _>(fan_out, bound, key(2 * l + 1))?);
         }
