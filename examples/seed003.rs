@@ -15,6 +15,15 @@
 //! buffers and bytes) and the process RSS (`VmRSS` of `/proc/self/status`), to show a long run
 //! is memory-flat. With `both` the two backends step in lockstep and the example also prints
 //! the first step at which their losses differ by more than 1% (relative to the larger).
+//!
+//! Measured (`--backend both --steps 100000`, seed 42, PoCL on a 2-core shared CPU, 2026-11-28):
+//! 1809 s (18.1 ms/step for both; 9.1 ms/step OpenCL alone, 2.4 ms/step reference alone over
+//! 3,001 steps). Both traces first reach exactly 0 at step 629; they first differ by > 1% at
+//! step 2233 (4.7733 vs 4.7241). Jumps ≥ 10 per 10k steps, reference: 33 14 3 3 2 0 4 3 2;
+//! OpenCL: 15 91 28 12 4 2 6 16 28 (blocks up to 90,000). The device holds 167 buffers,
+//! 527,456 bytes after construction, at every 10k block and at the end (peak 531,564: four
+//! temporaries per step, freed within the step; 400,167 buffers created in all), 0 after the drop; RSS
+//! 84,680 KiB after construction, 85,528 KiB after 100,000 steps (+848 KiB).
 
 use indicatif::{ProgressBar, ProgressStyle};
 use mloracle::reference::models::encoder::{Encoder, EncoderBatch, EncoderConfig};
