@@ -380,14 +380,14 @@ pub fn dead_relu_layer_freezes_itself_and_earlier_layers<T: Scalar>(
     };
     for (optimizer, config) in [("SGD", sgd_config), ("Adam", adam_config)] {
         let run = backend.train(&task, &config, 1)?;
-        for t in 0..=2 * dead_layer + 2 {
+        for (t, name) in names.iter().enumerate().take(2 * dead_layer + 3) {
             let nonzero = run.gradients[t].iter().filter(|g| **g != T::zero()).count();
             prop_assert!(
                 nonzero == 0,
                 "{}<{}>: dead ReLU layer {dead_layer}: {} has {nonzero} nonzero gradient entries",
                 backend.name(),
                 T::NAME,
-                names[t]
+                name
             );
             let before = &model.parameters()[t];
             for (index, (&b, &a)) in before.iter().zip(run.parameters[t].iter()).enumerate() {
@@ -397,7 +397,7 @@ pub fn dead_relu_layer_freezes_itself_and_earlier_layers<T: Scalar>(
                      {optimizer} step (lr {learning_rate:e}, fresh state)",
                     backend.name(),
                     T::NAME,
-                    names[t],
+                    name,
                     b.widen(),
                     a.widen()
                 );
@@ -423,8 +423,7 @@ pub fn adam_residual_state_moves_dead_layer_within_step_bound<T: Scalar>(
     batch: &MlpBatch<T>,
     dead_layer: usize,
     hyper: AdamHyper,
-    live_steps: usize,
-    dead_steps: usize,
+    (live_steps, dead_steps): (usize, usize),
     kill_bias: f64,
 ) -> TestCaseResult {
     prop_assume!(dead_layer_applies(model, dead_layer));

@@ -221,7 +221,7 @@ macro_rules! invariant_tests {
                 ) {
                     let (model, batch) = relu_regressor::<$t>(vec![5, 8, 6, 3], 7, Reduction::Sum, seed);
                     let hyper = AdamHyper::new(1e-3, betas.0, betas.1, 1e-8);
-                    invariants::adam_residual_state_moves_dead_layer_within_step_bound(&mloracle::Reference, &model, &batch, dead_layer, hyper, live, 50, -100.0)?;
+                    invariants::adam_residual_state_moves_dead_layer_within_step_bound(&mloracle::Reference, &model, &batch, dead_layer, hyper, (live, 50), -100.0)?;
                 }
             }
         }
