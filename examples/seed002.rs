@@ -7,7 +7,8 @@
 //! clipping; then Adam and SGD on the quadratic `λx²/2` (THEORY.md C1, C3, D2, D5). Prints the
 //! late-window oscillation sizes and writes `target/mloracle-report/seed002.svg`.
 //!
-//! `cargo run --release --example seed002 [-- --steps N]` (default 3000 GRU steps, ~10 s).
+//! `cargo run --release --example seed002 [-- --steps N] [--backend reference|opencl|both]`
+//! (default 3000 GRU steps, ~10 s; `opencl`/`both` add the GRU runs on both backends).
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -314,5 +315,68 @@ fn main() -> Result<(), Box<dyn Error>> {
         root.present()?;
     }
     println!("  Plot: {}", path.display());
+    cross_backend_section()
+}
+
+/// `--backend reference` (default), `--backend opencl` or `--backend both`: which backends the
+/// cross-backend section runs (`opencl` and `both` run the same configuration on the reference
+/// and on the default OpenCL device and print both; the section is skipped for `reference`).
+fn backend_choice() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--backend")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "reference".to_string())
+}
+
+#[cfg(not(feature = "opencl"))]
+fn cross_backend_section() -> Result<(), Box<dyn Error>> {
+    if backend_choice() != "reference" {
+        println!("  (built without the `opencl` feature: no OpenCL run)");
+    }
+    Ok(())
+}
+
+/// Seed 002 on the reference and on OpenCL through `Backend::train` (f32 GRU, seed 1, constant
+/// rates 0.03 / 0.1 / 0.3, `steps` Adam steps): the late-window oscillation (mean `|ΔL|` over the
+/// last third) of each, and the first step at which the loss traces differ by more than 1 %.
+#[cfg(feature = "opencl")]
+fn cross_backend_section() -> Result<(), Box<dyn Error>> {
+    use mloracle::seeds::first_divergence;
+    use mloracle::{Backend, Reference};
+    if backend_choice() == "reference" {
+        return Ok(());
+    }
+    let steps: usize = arg("--steps").unwrap_or(3000);
+    let window = steps / 3;
+    let device = mloracle::harness::default_opencl()?;
+    let batch = seed002::batch(SEED);
+    let model = seed002::model::<f32>(SEED)?;
+    println!();
+    println!("Cross-backend (f32 GRU, Backend::train, {steps} Adam steps, window {window})");
+    for &rate in &RATES {
+        let mut traces = Vec::new();
+        for backend in [
+            &Reference as &dyn Backend<f32>,
+            &device as &dyn Backend<f32>,
+        ] {
+            let losses =
+                seed002::train_gru_on(&backend, &model, &batch, Setting::constant(rate), steps)?;
+            println!(
+                "  lr {rate:<5} {:<34} oscillation mean|ΔL| = {:.4e}  final loss {:.5}",
+                backend.name(),
+                mean_absolute_change(late(&losses, window)),
+                losses.last().copied().unwrap_or(f64::NAN)
+            );
+            traces.push(losses);
+        }
+        match first_divergence(&traces[0], &traces[1], 0.01) {
+            Some(k) => println!("  lr {rate}: f32 loss traces first differ by > 1 % at step {k}"),
+            None => {
+                println!("  lr {rate}: f32 loss traces agree within 1 % over all {steps} steps")
+            }
+        }
+    }
     Ok(())
 }

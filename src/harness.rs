@@ -120,12 +120,35 @@ fn truncated(text: String, limit: usize) -> String {
 ///
 /// # Panics
 /// On a failing case (with the minimized input and how to rerun it), as `proptest!` does.
-#[allow(clippy::panic, reason = "a failing property must fail the test")]
 pub fn run_property<T, B, S>(
     test: &str,
     source_file: &'static str,
     made: Result<B>,
     ops: &[&'static str],
+    strategy: S,
+    check: impl Fn(&B, S::Value) -> TestCaseResult,
+) where
+    T: Scalar,
+    B: Backend<T>,
+    S: Strategy,
+    S::Value: std::fmt::Debug,
+{
+    run_property_cases(test, source_file, made, ops, u32::MAX, strategy, check);
+}
+
+/// [`run_property`] with at most `max_cases` cases (fewer if `PROPTEST_CASES` asks for fewer):
+/// for invariants that run hundreds or thousands of backend calls per case (training loops,
+/// optimizer trajectories), so that the suite's wall time stays bounded on a device backend.
+///
+/// # Panics
+/// On a failing case, as [`run_property`].
+#[allow(clippy::panic, reason = "a failing property must fail the test")]
+pub fn run_property_cases<T, B, S>(
+    test: &str,
+    source_file: &'static str,
+    made: Result<B>,
+    ops: &[&'static str],
+    max_cases: u32,
     strategy: S,
     check: impl Fn(&B, S::Value) -> TestCaseResult,
 ) where
@@ -143,7 +166,9 @@ pub fn run_property<T, B, S>(
         skip(test, &format!("unsupported: {}", reasons.join("; ")));
         return;
     }
-    let mut runner = TestRunner::new(config_for_backend_tests(source_file));
+    let mut config = config_for_backend_tests(source_file);
+    config.cases = config.cases.min(max_cases.max(1));
+    let mut runner = TestRunner::new(config);
     crate::dump::clear();
     let run = |value| {
         // Only a failing call replaces the kept tensors (with its own, or none for a failure

@@ -920,6 +920,456 @@ macro_rules! backend_tests {
                     |b, y| invariants::label_prior_logit_attains_label_entropy(b, y.view()),
                 );
             }
+
+            // THEORY.md A2–A5, B1–B4, C1–C5, D1–D5 on this backend (A0, A1 above). Invariants
+            // that run many backend calls per case are capped by `run_property_cases`.
+
+            #[test]
+            fn bias_gradient_descent_moves_monotonically_to_prior_logit() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("bias_gradient_descent_moves_monotonically_to_prior_logit"),
+                    file!(),
+                    $make,
+                    &["bce_with_logits_mean", "bce_with_logits_mean_backward"],
+                    6,
+                    (4usize..=32, 0.25f64..=0.75, -10.0f64..=10.0, 1.0f64..=4.0),
+                    |b, (n, prior, b0, lr)| {
+                        let ones = ((prior * n as f64).round() as usize).clamp(1, n - 1);
+                        let labels = $crate::ndarray::Array1::from_shape_fn(n, |i| {
+                            if i < ones {
+                                <$scalar as $crate::Scalar>::narrow(1.0)
+                            } else {
+                                <$scalar as $crate::Scalar>::narrow(0.0)
+                            }
+                        });
+                        invariants::bias_gradient_descent_moves_monotonically_to_prior_logit::<$scalar>(
+                            b,
+                            labels.view(),
+                            <$scalar as $crate::Scalar>::narrow(b0),
+                            lr,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn stable_bce_is_finite_where_naive_is_not() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("stable_bce_is_finite_where_naive_is_not"),
+                    file!(),
+                    $make,
+                    &["bce_with_logits"],
+                    24,
+                    $crate::proptest::collection::vec(
+                        (
+                            strategy::logit_value(),
+                            prop_oneof![Just(0.0f64), Just(1.0f64), 0.0f64..=1.0],
+                        ),
+                        1..=12,
+                    ),
+                    |b, cases| invariants::stable_bce_is_finite_where_naive_is_not::<$scalar>(b, &cases),
+                );
+            }
+
+            #[test]
+            fn cross_entropy_is_zero_while_its_gradient_is_not() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("cross_entropy_is_zero_while_its_gradient_is_not"),
+                    file!(),
+                    $make,
+                    &["cross_entropy", "cross_entropy_backward"],
+                    24,
+                    (
+                        $crate::proptest::collection::vec(0.07f64..=60.0, 1..=8),
+                        -50.0f64..=50.0,
+                    ),
+                    |b, (offsets, shift)| {
+                        invariants::cross_entropy_is_zero_while_its_gradient_is_not::<$scalar>(
+                            b, &offsets, shift,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn cross_entropy_gradient_is_softmax_minus_onehot() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("cross_entropy_gradient_is_softmax_minus_onehot"),
+                    file!(),
+                    $make,
+                    &["cross_entropy_backward"],
+                    24,
+                    (
+                        strategy::logits_matrix::<$scalar>(),
+                        $crate::proptest::collection::vec(0usize..10_000, 8),
+                    ),
+                    |b, (x, targets)| {
+                        invariants::cross_entropy_gradient_is_softmax_minus_onehot::<$scalar>(
+                            b,
+                            x.view(),
+                            &targets,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn mse_sum_gradient_is_count_times_mean_gradient() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("mse_sum_gradient_is_count_times_mean_gradient"),
+                    file!(),
+                    $make,
+                    &["mse_backward"],
+                    24,
+                    strategy::mse_inputs::<$scalar>(),
+                    |b, (p, t, _)| {
+                        // Bitwise only where OpenCL's `/` is correctly rounded too (f64).
+                        let exact = <$scalar as $crate::Scalar>::UNIT_ROUNDOFF < 1e-10;
+                        invariants::mse_sum_gradient_is_count_times_mean_gradient::<$scalar>(
+                            b,
+                            p.view(),
+                            t.view(),
+                            exact,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn mlp_sum_reduction_is_mean_reduction_at_count_times_learning_rate() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("mlp_sum_reduction_is_mean_reduction_at_count_times_learning_rate"),
+                    file!(),
+                    $make,
+                    &["train"],
+                    4,
+                    (0u64..1000, 0u32..4, 1e-4f64..1.0),
+                    |b, (seed, rows_log, lr)| {
+                        let exact = <$scalar as $crate::Scalar>::UNIT_ROUNDOFF < 1e-10;
+                        invariants::mlp_sum_is_mean_at_scaled_rate_on_a_seeded_regressor::<$scalar>(
+                            b, seed, rows_log, lr, exact,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn dead_relu_layer_freezes_itself_and_earlier_layers() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("dead_relu_layer_freezes_itself_and_earlier_layers"),
+                    file!(),
+                    $make,
+                    &["train"],
+                    4,
+                    (0u64..1000, 0usize..2, 1e-4f64..1.0),
+                    |b, (seed, dead_layer, lr)| {
+                        invariants::dead_relu_layer_freezes_on_a_seeded_regressor::<$scalar>(
+                            b, seed, dead_layer, lr,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn sigmoid_derivative_is_at_most_exp_minus_abs() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("sigmoid_derivative_is_at_most_exp_minus_abs"),
+                    file!(),
+                    $make,
+                    &["sigmoid", "sigmoid_backward"],
+                    32,
+                    prop_oneof![-120.0f64..120.0, -20.0f64..20.0],
+                    |b, z| {
+                        let z = <$scalar as $crate::Scalar>::narrow(z);
+                        let exact = <$scalar as $crate::Scalar>::UNIT_ROUNDOFF < 1e-10;
+                        invariants::sigmoid_derivative_is_at_most_exp_minus_abs::<$scalar>(b, z)?;
+                        invariants::sigmoid_derivative_vanishes_exactly_where_sigmoid_rounds_to_one::<$scalar>(
+                            b, z, exact,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn std_gradient_has_norm_inverse_sqrt_n_minus_c() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("std_gradient_has_norm_inverse_sqrt_n_minus_c"),
+                    file!(),
+                    $make,
+                    &["std_corrected", "std_corrected_backward"],
+                    24,
+                    (
+                        (2usize..60).prop_flat_map(|n| {
+                            $crate::proptest::collection::vec(-1.0f64..1.0, n)
+                        }),
+                        prop_oneof![Just(1.0f64), Just(1e-3), Just(1e-6), Just(1e3)],
+                        0usize..2,
+                        -1e3f64..1e3,
+                    ),
+                    |b, (values, scale, correction, constant)| {
+                        let values: $crate::ndarray::Array1<$scalar> = values
+                            .iter()
+                            .map(|v| <$scalar as $crate::Scalar>::narrow(scale * v))
+                            .collect();
+                        invariants::std_gradient_has_norm_inverse_sqrt_n_minus_c::<$scalar>(
+                            b,
+                            values.view(),
+                            correction,
+                        )?;
+                        invariants::std_and_its_gradient_vanish_at_constant_input::<$scalar>(
+                            b,
+                            <$scalar as $crate::Scalar>::narrow(constant),
+                            values.len(),
+                            correction,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn gradient_descent_on_a_quadratic_follows_one_minus_rate_times_curvature() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("gradient_descent_on_a_quadratic_follows_one_minus_rate_times_curvature"),
+                    file!(),
+                    $make,
+                    &["sgd_step"],
+                    12,
+                    (
+                        prop_oneof![1e-3f64..=0.999, 1.001f64..=1.999, 2.001f64..=2.5],
+                        -3.0f64..=3.0,
+                        -2.0f64..=1.0,
+                    ),
+                    |b, (eta_lambda, log_lambda, log_start)| {
+                        let lambda = 10f64.powf(log_lambda);
+                        invariants::gradient_descent_on_a_quadratic_follows_one_minus_rate_times_curvature::<$scalar>(
+                            b,
+                            eta_lambda / lambda,
+                            lambda,
+                            10f64.powf(log_start),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn momentum_stability_threshold_separates_convergence() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("momentum_stability_threshold_separates_convergence"),
+                    file!(),
+                    $make,
+                    &["sgd_step"],
+                    3,
+                    (prop_oneof![Just(0.0f64), Just(0.5), Just(0.9)], -2.0f64..=2.0),
+                    |b, (momentum, log_lambda)| {
+                        invariants::momentum_stability_threshold_separates_convergence::<$scalar>(
+                            b,
+                            momentum,
+                            10f64.powf(log_lambda),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn adam_on_a_quadratic_does_not_settle() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("adam_on_a_quadratic_does_not_settle"),
+                    file!(),
+                    $make,
+                    &["adam_step"],
+                    1,
+                    (0.0f64..=3.0, -2.0f64..=2.0, -4.0f64..=-2.0, -10i32..=10, -10i32..=10),
+                    |b, (log_start_over_rate, log_lambda, log_rate, scale_lambda, scale_x)| {
+                        let rate = 10f64.powf(log_rate);
+                        invariants::adam_on_a_quadratic_does_not_settle::<$scalar>(
+                            b,
+                            (0.9, 0.98),
+                            rate * 10f64.powf(log_start_over_rate),
+                            10f64.powf(log_lambda),
+                            rate,
+                            (scale_lambda, scale_x),
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn adam_in_the_eps_regime_is_momentum_sgd() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("adam_in_the_eps_regime_is_momentum_sgd"),
+                    file!(),
+                    $make,
+                    &["adam_step"],
+                    6,
+                    (
+                        -8.0f64..=-6.0,
+                        3.0f64..=8.0,
+                        $crate::proptest::collection::vec(0.5f64..=2.0, 1..100),
+                    ),
+                    |b, (log_eps, orders_below_eps, sizes)| {
+                        let eps = 10f64.powf(log_eps);
+                        let sequence: Vec<f64> = sizes
+                            .iter()
+                            .map(|s| s * eps * 10f64.powf(-orders_below_eps))
+                            .collect();
+                        invariants::adam_in_the_eps_regime_is_momentum_sgd::<$scalar>(
+                            b,
+                            (0.9, 0.98),
+                            eps,
+                            &sequence,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn adam_step_is_scale_invariant() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("adam_step_is_scale_invariant"),
+                    file!(),
+                    $make,
+                    &["adam_step"],
+                    6,
+                    (
+                        $crate::proptest::collection::vec((-3.0f64..=3.0, any::<bool>()), 1..100),
+                        -20i32..=20,
+                        -10.0f64..=-6.0,
+                    ),
+                    |b, (raw, exponent, log_eps)| {
+                        let sequence: Vec<f64> = raw
+                            .iter()
+                            .map(|&(e, negative)| if negative { -e.exp() } else { e.exp() })
+                            .collect();
+                        invariants::adam_step_is_scale_invariant::<$scalar>(
+                            b,
+                            (0.9, 0.999),
+                            1e-3,
+                            10f64.powf(log_eps),
+                            exponent,
+                            &sequence,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn adam_on_a_constant_gradient_drifts_by_the_cumulative_rate() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("adam_on_a_constant_gradient_drifts_by_the_cumulative_rate"),
+                    file!(),
+                    $make,
+                    &["adam_step"],
+                    4,
+                    (
+                        prop_oneof![Just(1e-6f64), Just(0.3), Just(50.0), -100.0f64..=100.0],
+                        1u64..=200,
+                    ),
+                    |b, (gradient, steps)| {
+                        invariants::adam_on_a_constant_gradient_drifts_by_the_cumulative_rate::<$scalar>(
+                            b, gradient, steps,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn adam_step_is_bounded_by_c_t() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("adam_step_is_bounded_by_c_t"),
+                    file!(),
+                    $make,
+                    &["adam_step"],
+                    4,
+                    (
+                        prop_oneof![Just((0.9f64, 0.98f64)), Just((0.9, 0.999))],
+                        $crate::proptest::collection::vec(-3.0f64..=3.0, 1..40),
+                        0.95f64..=1.05,
+                        1usize..=150,
+                    ),
+                    |b, ((beta1, beta2), noise, ratio, run)| {
+                        // Random values, then a run growing at ±5 % of β2/β1 (D2's worst case).
+                        let growth = ratio * beta2 / beta1;
+                        let mut sequence: Vec<f64> = noise.iter().map(|e| e.exp()).collect();
+                        sequence.extend((0..run).map(|j| growth.powi(j as i32)));
+                        invariants::adam_step_is_bounded_by_c_t::<$scalar>(
+                            b,
+                            (beta1, beta2),
+                            1e-3,
+                            &sequence,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn adam_step_after_silence_is_set_by_the_betas() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("adam_step_after_silence_is_set_by_the_betas"),
+                    file!(),
+                    $make,
+                    &["adam_step"],
+                    1,
+                    (
+                        $crate::proptest::collection::vec(-3.0f64..=3.0, 50),
+                        -6.0f64..=6.0,
+                    ),
+                    |b, (warm, log_spike)| {
+                        let warm: Vec<f64> = warm.iter().map(|e| e.exp()).collect();
+                        invariants::adam_step_after_silence_is_set_by_the_betas::<$scalar>(
+                            b,
+                            (0.9, 0.98),
+                            &warm,
+                            10f64.powf(log_spike),
+                            1e-9,
+                        )
+                    },
+                );
+            }
+
+            #[test]
+            fn adam_drift_under_noam_is_bounded_by_cumulative_rate() {
+                harness::run_fixed::<$scalar, _, _>(
+                    &name("adam_drift_under_noam_is_bounded_by_cumulative_rate"),
+                    $make,
+                    &["adam_step"],
+                    |b| invariants::adam_drift_under_noam_is_bounded_by_cumulative_rate::<$scalar>(b),
+                );
+            }
+
+            #[test]
+            fn clip_grad_norm_bounds_the_norm() {
+                harness::run_property_cases::<$scalar, _, _>(
+                    &name("clip_grad_norm_bounds_the_norm"),
+                    file!(),
+                    $make,
+                    &["clip_grad_norm"],
+                    24,
+                    (
+                        $crate::proptest::collection::vec(
+                            $crate::proptest::collection::vec(-1.0f64..=1.0, 0..=20),
+                            0..=5,
+                        ),
+                        -8.0f64..=4.0,
+                        any::<bool>(),
+                        -1e-5f64..=1e-5,
+                        prop_oneof![Just(1.0f64), 0.1f64..=10.0],
+                    ),
+                    |b, (tensors, log_norm, near_boundary, offset, max_norm)| {
+                        let raw: f64 = tensors.iter().flatten().map(|v| v * v).sum::<f64>().sqrt();
+                        let wanted = if near_boundary {
+                            max_norm * (1.0 + offset)
+                        } else {
+                            10f64.powf(log_norm)
+                        };
+                        let scale = if raw > 0.0 { wanted / raw } else { 1.0 };
+                        let tensors: Vec<Vec<f64>> = tensors
+                            .into_iter()
+                            .map(|t| t.into_iter().map(|v| v * scale).collect())
+                            .collect();
+                        invariants::clip_grad_norm_bounds_the_norm::<$scalar>(b, &tensors, max_norm)
+                    },
+                );
+            }
         }
     };
 }

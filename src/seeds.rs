@@ -7,13 +7,16 @@
 use ndarray::{Array1, Array2};
 
 use crate::reference::models::mlp::{Activation, Mlp, MlpBatch, MlpConfig, MlpLoss};
-use crate::reference::models::{Model, Trainer, TrainingConfig};
+use crate::reference::models::{Model, Trainer, TrainingConfig, TrainingRun, TrainingTask};
 use crate::reference::Reduction;
 use crate::rng::RandomKey;
-use crate::{Result, Scalar};
+use crate::{Backend, Result, Scalar};
 
+pub mod divergence;
 pub mod seed002;
 pub mod seed003;
+
+pub use divergence::first_divergence;
 
 fn key(seed: u64, tensor_id: u64) -> RandomKey {
     RandomKey {
@@ -141,6 +144,50 @@ pub mod seed000 {
         }
         Ok((trainer.model, records))
     }
+
+    /// The same run as [`train`] on any backend: `steps` steps of [`Backend::train`] with Adam
+    /// ([`TrainingConfig::adam`]) on the full batch. The returned losses are the loss before each
+    /// step; the parameters are the final ones (the output bias is the last tensor).
+    pub fn train_on<T: Scalar>(
+        backend: &impl Backend<T>,
+        model: &Mlp<T>,
+        batch: &MlpBatch<T>,
+        learning_rate: f64,
+        steps: usize,
+    ) -> Result<TrainingRun<T>> {
+        let task = TrainingTask::Mlp {
+            model: model.clone(),
+            batch: batch.clone(),
+        };
+        backend.train(&task, &TrainingConfig::adam(learning_rate), steps)
+    }
+}
+
+/// A copy of `model` holding `parameters` (e.g. the final parameters of a
+/// [`Backend::train`] run), for host-side forward passes. Errors: `ShapeMismatch` if the list or
+/// a tensor length differs from the model's.
+pub fn with_parameters<T: Scalar>(model: &Mlp<T>, parameters: &[Array1<T>]) -> Result<Mlp<T>> {
+    let mut copy = model.clone();
+    let slots = copy.parameters_mut();
+    let lengths_match = slots.len() == parameters.len()
+        && slots
+            .iter()
+            .zip(parameters)
+            .all(|(a, b)| a.len() == b.len());
+    if !lengths_match {
+        return Err(crate::Error::ShapeMismatch {
+            op: "seeds::with_parameters",
+            detail: format!(
+                "{} parameter tensors given for a model with {}",
+                parameters.len(),
+                slots.len()
+            ),
+        });
+    }
+    for (slot, value) in slots.iter_mut().zip(parameters) {
+        slot.assign(value);
+    }
+    Ok(copy)
 }
 
 /// Seed 001 ("regression collapses to a constant"): a ReLU MLP with a sigmoid output, MSE with
@@ -263,5 +310,21 @@ pub mod seed001 {
             }
         }
         Ok((trainer.model, records))
+    }
+
+    /// The same run as [`train`] on any backend: `steps` plain-SGD steps of [`Backend::train`]
+    /// ([`TrainingConfig::sgd`]) on the same batch; losses before each step, final parameters.
+    pub fn train_on<T: Scalar>(
+        backend: &impl Backend<T>,
+        model: &Mlp<T>,
+        batch: &MlpBatch<T>,
+        learning_rate: f64,
+        steps: usize,
+    ) -> Result<TrainingRun<T>> {
+        let task = TrainingTask::Mlp {
+            model: model.clone(),
+            batch: batch.clone(),
+        };
+        backend.train(&task, &TrainingConfig::sgd(learning_rate), steps)
     }
 }

@@ -1,9 +1,9 @@
 //! Output-bias dynamics under uninformative features (THEORY.md A2) and the label-entropy floor
 //! of the BCE loss when the features carry no information about the labels (A1, seed 000).
 //!
-//! These run the reference directly: the bias-only problem is gradient descent on
-//! `L(b) = mean_i BCE(b, y_i)` with the reference's own gradient
-//! ([`reference::bce_with_logits_mean_backward`], summed: `mean(σ(b) − y)`).
+//! The bias-only problem is gradient descent on `L(b) = mean_i BCE(b, y_i)` with the backend's
+//! own gradient ([`Backend::bce_with_logits_mean_backward`], summed: `mean(σ(b) − y)`) and loss
+//! ([`Backend::bce_with_logits_mean`]); the descent step itself is two roundings in `T`.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +12,8 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseResult;
 
 use super::label_entropy_nats;
-use crate::reference;
 use crate::tolerance::{self, ArithModel};
-use crate::Scalar;
+use crate::{Backend, Scalar};
 
 /// `(p̄, b* = logit(p̄), |b̂* − b*|)`: the label mean in f64, the prior logit, and the error of
 /// its f64 evaluation (`p̄` relative `γ_n(u64)`, then `ln(p̄/(1 − p̄))`: as in A1 (d)(iii)).
@@ -26,11 +25,12 @@ fn prior_and_logit<T: Scalar>(labels: ArrayView1<'_, T>) -> (f64, f64, f64) {
     (mean, logit, g * (1.0 + logit.abs()) / mean.min(1.0 - mean))
 }
 
-/// One reference gradient-descent step of the bias-only problem, in `T`:
-/// `ĝ = Σ_i ((σ(b) − y_i)·1)/n` (the reference's BCE-mean VJP, summed sequentially) and
+/// One gradient-descent step of the bias-only problem, in `T`:
+/// `ĝ = Σ_i ((σ(b) − y_i)·1)/n` (`backend`'s BCE-mean VJP, summed sequentially here) and
 /// `b ← b − η̂·ĝ`. Returns `(b_new, ĝ, bound on |ĝ − g|)`, the bound being the per-element
 /// [`tolerance::bce_with_logits_mean_backward`] plus `γ_{n−1}·Σ|ĝ_i|` for the sum.
 fn bias_step<T: Scalar>(
+    backend: &impl Backend<T>,
     bias: T,
     labels: ArrayView1<'_, T>,
     learning_rate: T,
@@ -38,7 +38,7 @@ fn bias_step<T: Scalar>(
 ) -> Result<(T, T, f64), crate::Error> {
     let n = labels.len();
     let logits = Array1::from_elem(n, bias);
-    let per_element = reference::bce_with_logits_mean_backward(logits.view(), labels, T::one())?;
+    let per_element = backend.bce_with_logits_mean_backward(logits.view(), labels, T::one())?;
     let mut gradient = T::zero();
     for &g in &per_element {
         gradient = gradient + g;
@@ -75,6 +75,7 @@ fn bias_step<T: Scalar>(
 /// = [`tolerance::bce_with_logits_mean`] at `b̂_K` in `T` plus the f64 error of `H(p̄)`.
 /// Requires `0 < p̄ < 1` and `0 < η ≤ 4`; other inputs are rejected (`prop_assume`).
 pub fn bias_gradient_descent_moves_monotonically_to_prior_logit<T: Scalar>(
+    backend: &impl Backend<T>,
     labels: ArrayView1<'_, T>,
     initial_bias: T,
     learning_rate: f64,
@@ -89,7 +90,7 @@ pub fn bias_gradient_descent_moves_monotonically_to_prior_logit<T: Scalar>(
     let mut bias = initial_bias;
     let mut worst_tolerance = 0.0_f64;
     for k in 0..steps {
-        let (next, gradient, gradient_bound) = bias_step(bias, labels, eta, &model)?;
+        let (next, gradient, gradient_bound) = bias_step(backend, bias, labels, eta, &model)?;
         let step_size = learning_rate * gradient.widen().abs();
         let tol = learning_rate * gradient_bound
             + 3.0 * u * step_size
@@ -115,7 +116,7 @@ pub fn bias_gradient_descent_moves_monotonically_to_prior_logit<T: Scalar>(
         bias = next;
     }
     let logits = Array1::from_elem(labels.len(), bias);
-    let loss = reference::bce_with_logits_mean(logits.view(), labels)?.widen();
+    let loss = backend.bce_with_logits_mean(logits.view(), labels)?.widen();
     let entropy = label_entropy_nats(mean);
     let entropy_slack = 2.0
         * tolerance::gamma(labels.len() + 8, f64::EPSILON / 2.0).unwrap_or(f64::INFINITY)
@@ -156,6 +157,7 @@ pub const UNSTABLE_BIAS_OBSERVED_STEPS: usize = 100;
 /// `2b = η(σ(b) − 1/2)` with `η = 8.2`), so `1e-3` leaves a factor 257 for rounding and the transient. Inputs with
 /// `|b0 − b*| < 0.1` or `p̄ ∉ [0.05, 0.95]` are rejected (`prop_assume`).
 pub fn bias_gradient_descent_does_not_converge_above_stability_limit<T: Scalar>(
+    backend: &impl Backend<T>,
     labels: ArrayView1<'_, T>,
     initial_bias: T,
 ) -> TestCaseResult {
@@ -166,7 +168,7 @@ pub fn bias_gradient_descent_does_not_converge_above_stability_limit<T: Scalar>(
     let eta = T::narrow(learning_rate);
     let mut bias = initial_bias;
     for k in 0..UNSTABLE_BIAS_WARMUP_STEPS + UNSTABLE_BIAS_OBSERVED_STEPS {
-        bias = bias_step(bias, labels, eta, &model)?.0;
+        bias = bias_step(backend, bias, labels, eta, &model)?.0;
         if k >= UNSTABLE_BIAS_WARMUP_STEPS {
             let distance = (bias.widen() - target).abs();
             prop_assert!(
@@ -194,6 +196,7 @@ pub fn bias_gradient_descent_does_not_converge_above_stability_limit<T: Scalar>(
 /// error of the entropies (`2γ_{n+8}(u64)(1 + |ln p̄_x| + |ln(1 − p̄_x)|)` each). Asserts the
 /// precondition too: equal groups must carry bitwise-equal logits.
 pub fn bce_loss_is_at_least_conditional_label_entropy<T: Scalar>(
+    backend: &impl Backend<T>,
     logits: ArrayView1<'_, T>,
     labels: ArrayView1<'_, T>,
     groups: &[usize],
@@ -221,7 +224,7 @@ pub fn bce_loss_is_at_least_conditional_label_entropy<T: Scalar>(
         floor += weight * label_entropy_nats(p);
         slack += weight * 2.0 * g * (1.0 + log_size(p) + log_size(1.0 - p));
     }
-    let loss = reference::bce_with_logits_mean(logits, labels)?.widen();
+    let loss = backend.bce_with_logits_mean(logits, labels)?.widen();
     let bound = tolerance::bce_with_logits_mean(
         logits.mapv(Scalar::widen).view(),
         labels.mapv(Scalar::widen).view(),

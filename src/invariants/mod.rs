@@ -3,15 +3,20 @@
 //! a proptest `TestCaseResult`. They assert facts about *any* correct backend; they do not need
 //! a second implementation except where the doc says so.
 //!
-//! The `bias` (A2), `regression` (B1–B4) and `optimizer` (C1–C5, D1–D5) invariants call the
-//! reference directly: they are training-step and model-level facts, and no training-step Backend
-//! API exists yet.
+//! The training-step invariants (A2, B1, B2, C1–C5, D1–D5) run the backend's optimizer entry
+//! points ([`crate::Backend::sgd_step`], [`crate::Backend::adam_step`],
+//! [`crate::Backend::clip_grad_norm`]) or its whole loop ([`crate::Backend::train`]); a few
+//! stay reference-only where the statement is about the reference (B4's closed-form minimiser).
+//! `backend_tests!` runs at least one invariant of every THEORY.md section A0–A5, B1–B4, C1–C5,
+//! D1–D5 on its backend.
 
 mod bias;
 mod logistic;
+mod losses;
 mod optimizer;
 mod regression;
 mod stability;
+mod stepper;
 
 pub use bias::{
     bce_loss_is_at_least_conditional_label_entropy,
@@ -22,6 +27,11 @@ pub use bias::{
 pub use logistic::{
     constant_logit_loss_is_at_least_label_entropy, label_entropy_nats,
     label_prior_logit_attains_label_entropy, zero_logits_give_ln_two,
+};
+pub use losses::{
+    cross_entropy_gradient_is_softmax_minus_onehot,
+    cross_entropy_is_zero_while_its_gradient_is_not, naive_bce, one_plus_exp_rounds_to_one_above,
+    stable_bce_is_finite_where_naive_is_not,
 };
 pub use optimizer::{
     adam_drift_under_noam_is_bounded_by_cumulative_rate, adam_in_the_eps_regime_is_momentum_sgd,
@@ -35,9 +45,12 @@ pub use optimizer::{
 pub use regression::{
     adam_residual_state_moves_dead_layer_within_step_bound,
     constant_mse_predictor_converges_to_label_mean,
-    dead_relu_layer_freezes_itself_and_earlier_layers, max_pre_activation,
+    dead_relu_layer_freezes_itself_and_earlier_layers,
+    dead_relu_layer_freezes_on_a_seeded_regressor, max_pre_activation,
+    mlp_sum_is_mean_at_scaled_rate_on_a_seeded_regressor,
     mlp_sum_reduction_is_mean_reduction_at_count_times_learning_rate,
-    mse_sum_gradient_is_count_times_mean_gradient, sigmoid_derivative_is_at_most_exp_minus_abs,
+    mse_sum_gradient_is_count_times_mean_gradient, relu_regressor,
+    sigmoid_derivative_is_at_most_exp_minus_abs,
     sigmoid_derivative_vanishes_exactly_where_sigmoid_rounds_to_one, sigmoid_saturation_threshold,
     std_and_its_gradient_vanish_at_constant_input, std_gradient_has_norm_inverse_sqrt_n_minus_c,
     std_penalty_minimiser_has_closed_form, CONSTANT_PREDICTOR_STEPS,

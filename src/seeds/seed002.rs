@@ -17,13 +17,13 @@
 use ndarray::{Array1, Array2};
 
 use crate::reference::models::gru::{GruBatch, GruConfig, GruModel};
-use crate::reference::models::{Model, OptimizerConfig, Trainer, TrainingConfig};
+use crate::reference::models::{Model, OptimizerConfig, Trainer, TrainingConfig, TrainingTask};
 use crate::reference::optim::{
     clip_grad_norm, Adam, AdamHyper, GradientMode, LearningRateSchedule, Sgd, SgdHyper,
 };
 use crate::rng::RandomKey;
 use crate::tolerance;
-use crate::{Error, Result, Scalar};
+use crate::{Backend, Error, Result, Scalar};
 
 /// Items `V` (embedding rows and classes).
 pub const VOCAB: usize = 8;
@@ -207,14 +207,7 @@ pub fn train_gru<T: Scalar>(
     steps: usize,
     mut on_step: impl FnMut(usize),
 ) -> Result<Run> {
-    let (beta1, beta2) = GRU_BETAS;
-    let config = TrainingConfig {
-        optimizer: OptimizerConfig::Adam(AdamHyper::new(setting.learning_rate, beta1, beta2, EPS)),
-        base_learning_rate: setting.learning_rate,
-        schedule: setting.schedule,
-        clip_grad_norm: setting.clip,
-        gradient_mode: GradientMode::ZeroEachStep,
-    };
+    let config = training_config(setting);
     let mut trainer = Trainer::new(model, config)?;
     let mut run = Run {
         losses: Vec::with_capacity(steps),
@@ -255,6 +248,37 @@ pub fn train_gru<T: Scalar>(
         on_step(k);
     }
     Ok(run)
+}
+
+/// The training loop settings of a seed-002 GRU run: Adam ([`GRU_BETAS`], eps [`EPS`]) under
+/// `setting`, gradients zeroed each step.
+pub fn training_config(setting: Setting) -> TrainingConfig {
+    let (beta1, beta2) = GRU_BETAS;
+    TrainingConfig {
+        optimizer: OptimizerConfig::Adam(AdamHyper::new(setting.learning_rate, beta1, beta2, EPS)),
+        base_learning_rate: setting.learning_rate,
+        schedule: setting.schedule,
+        clip_grad_norm: setting.clip,
+        gradient_mode: GradientMode::ZeroEachStep,
+    }
+}
+
+/// The same GRU run as [`train_gru`] on any backend, through [`Backend::train`]: the loss of
+/// every step (in f64) and the final parameters. (No per-step parameters: a device backend keeps
+/// them resident.)
+pub fn train_gru_on<T: Scalar>(
+    backend: &impl Backend<T>,
+    model: &GruModel<T>,
+    batch: &GruBatch,
+    setting: Setting,
+    steps: usize,
+) -> Result<Vec<f64>> {
+    let task = TrainingTask::Gru {
+        model: model.clone(),
+        batch: batch.clone(),
+    };
+    let run = backend.train(&task, &training_config(setting), steps)?;
+    Ok(run.losses.iter().map(|l| l.widen()).collect())
 }
 
 /// `Σ_k |v_{k+1} − v_k| / (n − 1)`: the mean size of a step-to-step change (0 for `n < 2`).

@@ -90,8 +90,7 @@ macro_rules! invariant_tests {
                     initial_bias in -10.0f64..10.0,
                     learning_rate in 0.05f64..=4.0,
                 ) {
-                    invariants::bias_gradient_descent_moves_monotonically_to_prior_logit::<$t>(
-                        narrow::<$t>(&labels).view(), <$t>::narrow(initial_bias), learning_rate)?;
+                    invariants::bias_gradient_descent_moves_monotonically_to_prior_logit::<$t>(&mloracle::Reference, narrow::<$t>(&labels).view(), <$t>::narrow(initial_bias), learning_rate)?;
                 }
 
                 /// A2 (d)(iii): no convergence at η p̄(1 − p̄) = 2.05.
@@ -100,8 +99,7 @@ macro_rules! invariant_tests {
                     labels in hard_labels(),
                     initial_bias in -10.0f64..10.0,
                 ) {
-                    invariants::bias_gradient_descent_does_not_converge_above_stability_limit::<$t>(
-                        narrow::<$t>(&labels).view(), <$t>::narrow(initial_bias))?;
+                    invariants::bias_gradient_descent_does_not_converge_above_stability_limit::<$t>(&mloracle::Reference, narrow::<$t>(&labels).view(), <$t>::narrow(initial_bias))?;
                 }
             }
 
@@ -119,8 +117,7 @@ macro_rules! invariant_tests {
                         .map(|i| f64::from(u8::from((label_seed >> (i % 64)) & 1 == 1)))
                         .collect();
                     let logits: Array1<$t> = groups.iter().map(|&g| <$t>::narrow(logit_per_group[g])).collect();
-                    invariants::bce_loss_is_at_least_conditional_label_entropy::<$t>(
-                        logits.view(), narrow::<$t>(&labels).view(), &groups)?;
+                    invariants::bce_loss_is_at_least_conditional_label_entropy::<$t>(&mloracle::Reference, logits.view(), narrow::<$t>(&labels).view(), &groups)?;
                 }
 
                 /// B1: GD on a constant MSE predictor converges to the per-output label mean.
@@ -131,7 +128,7 @@ macro_rules! invariant_tests {
                 ) {
                     let targets = Array2::from_shape_vec((rows, outputs), values)
                         .expect("shape").mapv(<$t>::narrow);
-                    invariants::constant_mse_predictor_converges_to_label_mean::<$t>(targets.view())?;
+                    invariants::constant_mse_predictor_converges_to_label_mean::<$t>(&mloracle::Reference, targets.view())?;
                 }
 
                 /// B1: MSE grad_sum = N·D·grad_mean (bitwise for powers of two).
@@ -142,15 +139,14 @@ macro_rules! invariant_tests {
                 ) {
                     let p = Array2::from_shape_vec((rows, outputs), p).expect("shape").mapv(<$t>::narrow);
                     let t = Array2::from_shape_vec((rows, outputs), t).expect("shape").mapv(<$t>::narrow);
-                    invariants::mse_sum_gradient_is_count_times_mean_gradient::<$t>(p.view(), t.view())?;
+                    invariants::mse_sum_gradient_is_count_times_mean_gradient::<$t>(&mloracle::Reference, p.view(), t.view(), true)?;
                 }
 
                 /// B3: 0 ≤ σ̂'(z) ≤ e^{−|z|} + (2k_e + 2k_d + 2)u.
                 #[test]
                 fn sigmoid_derivative_bound(z in prop_oneof![-120.0f64..120.0, -20.0f64..20.0]) {
-                    invariants::sigmoid_derivative_is_at_most_exp_minus_abs::<$t>(<$t>::narrow(z))?;
-                    invariants::sigmoid_derivative_vanishes_exactly_where_sigmoid_rounds_to_one::<$t>(
-                        <$t>::narrow(z))?;
+                    invariants::sigmoid_derivative_is_at_most_exp_minus_abs::<$t>(&mloracle::Reference, <$t>::narrow(z))?;
+                    invariants::sigmoid_derivative_vanishes_exactly_where_sigmoid_rounds_to_one::<$t>(&mloracle::Reference, <$t>::narrow(z), true)?;
                 }
 
                 /// B3 at fixed points around both saturation thresholds and the underflow of e^z.
@@ -161,9 +157,8 @@ macro_rules! invariant_tests {
                         40.0, 700.0, -16.7, -17.0, -36.8, -87.0, -88.0, -100.0, -104.0, -800.0,
                     ]),
                 ) {
-                    invariants::sigmoid_derivative_is_at_most_exp_minus_abs::<$t>(<$t>::narrow(z))?;
-                    invariants::sigmoid_derivative_vanishes_exactly_where_sigmoid_rounds_to_one::<$t>(
-                        <$t>::narrow(z))?;
+                    invariants::sigmoid_derivative_is_at_most_exp_minus_abs::<$t>(&mloracle::Reference, <$t>::narrow(z))?;
+                    invariants::sigmoid_derivative_vanishes_exactly_where_sigmoid_rounds_to_one::<$t>(&mloracle::Reference, <$t>::narrow(z), true)?;
                 }
 
                 /// B4: the closed-form minimiser of Σ(p − y)² − φ·std_c(p).
@@ -190,15 +185,13 @@ macro_rules! invariant_tests {
                     correction in 0usize..2,
                 ) {
                     let v: Vec<f64> = values.iter().map(|x| offset + scale * x).collect();
-                    invariants::std_gradient_has_norm_inverse_sqrt_n_minus_c::<$t>(
-                        narrow::<$t>(&v).view(), correction)?;
+                    invariants::std_gradient_has_norm_inverse_sqrt_n_minus_c::<$t>(&mloracle::Reference, narrow::<$t>(&v).view(), correction)?;
                 }
 
                 /// B4: std and its gradient are exactly 0 at constant input.
                 #[test]
                 fn std_constant_input(value in -1e3f64..1e3, n in 2usize..50, correction in 0usize..2) {
-                    invariants::std_and_its_gradient_vanish_at_constant_input::<$t>(
-                        <$t>::narrow(value), n, correction)?;
+                    invariants::std_and_its_gradient_vanish_at_constant_input::<$t>(&mloracle::Reference, <$t>::narrow(value), n, correction)?;
                 }
             }
 
@@ -209,8 +202,7 @@ macro_rules! invariant_tests {
                 #[test]
                 fn mlp_sum_equals_mean_at_scaled_rate(seed in 0u64..1000, rows_log in 0u32..4, lr in 1e-4f64..1.0) {
                     let (model, batch) = relu_regressor::<$t>(vec![5, 8, 6, 4], 1 << rows_log, Reduction::Sum, seed);
-                    invariants::mlp_sum_reduction_is_mean_reduction_at_count_times_learning_rate(
-                        &model, &batch, lr)?;
+                    invariants::mlp_sum_reduction_is_mean_reduction_at_count_times_learning_rate(&mloracle::Reference, &model, &batch, lr, true)?;
                 }
 
                 /// B2: a dead ReLU layer (bias −100) freezes itself and every earlier layer.
@@ -218,8 +210,7 @@ macro_rules! invariant_tests {
                 fn dead_layer_is_frozen(seed in 0u64..1000, dead_layer in 0usize..2, lr in 1e-4f64..1.0) {
                     let (mut model, batch) = relu_regressor::<$t>(vec![5, 8, 6, 3], 7, Reduction::Sum, seed);
                     model.parameters_mut()[2 * dead_layer + 1].fill(<$t>::narrow(-100.0));
-                    invariants::dead_relu_layer_freezes_itself_and_earlier_layers(
-                        &model, &batch, dead_layer, lr, AdamHyper::new(lr, 0.9, 0.999, 1e-8))?;
+                    invariants::dead_relu_layer_freezes_itself_and_earlier_layers(&mloracle::Reference, &model, &batch, dead_layer, lr, AdamHyper::new(lr, 0.9, 0.999, 1e-8))?;
                 }
 
                 /// B2 / D2: residual Adam state moves a dead layer, by ≤ C_t·lr per step.
@@ -230,8 +221,7 @@ macro_rules! invariant_tests {
                 ) {
                     let (model, batch) = relu_regressor::<$t>(vec![5, 8, 6, 3], 7, Reduction::Sum, seed);
                     let hyper = AdamHyper::new(1e-3, betas.0, betas.1, 1e-8);
-                    invariants::adam_residual_state_moves_dead_layer_within_step_bound(
-                        &model, &batch, dead_layer, hyper, live, 50, -100.0)?;
+                    invariants::adam_residual_state_moves_dead_layer_within_step_bound(&mloracle::Reference, &model, &batch, dead_layer, hyper, (live, 50), -100.0)?;
                 }
             }
         }
@@ -313,6 +303,7 @@ fn seed000_run<T: Scalar>() {
         for k in 0..=SEED000_STEPS {
             let logits = logits_of(&trainer.model);
             if let Err(e) = invariants::bce_loss_is_at_least_conditional_label_entropy::<T>(
+                &mloracle::Reference,
                 logits.view(),
                 labels.view(),
                 &groups,

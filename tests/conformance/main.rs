@@ -27,6 +27,8 @@ mod reliability_api;
 mod seed002;
 mod seed003;
 mod seed003_grid;
+#[cfg(feature = "opencl")]
+mod seeds_opencl;
 
 mloracle::backend_tests!(reference_f32, f32, Ok(mloracle::Reference));
 mloracle::backend_tests!(reference_f64, f64, Ok(mloracle::Reference));

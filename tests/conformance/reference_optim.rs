@@ -347,8 +347,8 @@ proptest! {
     /// THEORY.md D2 over random sequences with near-worst-case geometric growth, f32 and f64.
     #[test]
     fn adam_step_is_bounded_by_c_t((betas, learning_rate, sequence) in adam_gradient_sequence()) {
-        invariants::largest_adam_step_over_c_t::<f32>(betas, learning_rate, &sequence)?;
-        invariants::largest_adam_step_over_c_t::<f64>(betas, learning_rate, &sequence)?;
+        invariants::largest_adam_step_over_c_t::<f32>(&mloracle::Reference, betas, learning_rate, &sequence)?;
+        invariants::largest_adam_step_over_c_t::<f64>(&mloracle::Reference, betas, learning_rate, &sequence)?;
     }
 
     /// THEORY.md C5: `Adam(2^k·g; 2^k·eps)` equals `Adam(g; eps)` **bitwise** in parameters and
@@ -365,8 +365,8 @@ proptest! {
         let (beta1, beta2) = BETA_PAIRS[pair];
         let eps = 10f64.powf(log_eps);
         let learning_rate = 10f64.powf(log_learning_rate);
-        invariants::adam_step_is_scale_invariant::<f32>((beta1, beta2), learning_rate, eps, exponent, &sequence)?;
-        invariants::adam_step_is_scale_invariant::<f64>((beta1, beta2), learning_rate, eps, exponent, &sequence)?;
+        invariants::adam_step_is_scale_invariant::<f32>(&mloracle::Reference, (beta1, beta2), learning_rate, eps, exponent, &sequence)?;
+        invariants::adam_step_is_scale_invariant::<f64>(&mloracle::Reference, (beta1, beta2), learning_rate, eps, exponent, &sequence)?;
     }
 
     /// THEORY.md D3: after a long silence, one gradient `g` moves each coordinate by
@@ -382,8 +382,8 @@ proptest! {
         let betas = BETA_PAIRS[pair];
         let spike = 10f64.powf(log_spike);
         let eps = 10f64.powf(log_eps);
-        invariants::adam_step_after_silence_is_set_by_the_betas::<f32>(betas, &warm, spike, eps)?;
-        invariants::adam_step_after_silence_is_set_by_the_betas::<f64>(betas, &warm, spike, eps)?;
+        invariants::adam_step_after_silence_is_set_by_the_betas::<f32>(&mloracle::Reference, betas, &warm, spike, eps)?;
+        invariants::adam_step_after_silence_is_set_by_the_betas::<f64>(&mloracle::Reference, betas, &warm, spike, eps)?;
     }
 }
 
@@ -397,8 +397,13 @@ fn adam_worst_case_sequence_attains_c_t() {
         (0.9, 0.999, 3000, 7.087276),
     ] {
         let sequence: Vec<f64> = (0..t).map(|j| (beta2 / beta1).powf(j as f64)).collect();
-        let largest = invariants::largest_adam_step_over_c_t::<f64>((beta1, beta2), 1.0, &sequence)
-            .expect("below the bound");
+        let largest = invariants::largest_adam_step_over_c_t::<f64>(
+            &mloracle::Reference,
+            (beta1, beta2),
+            1.0,
+            &sequence,
+        )
+        .expect("below the bound");
         let factor = tolerance::adam_step_factor(beta1, beta2, t).expect("valid");
         let tau = tolerance::adam_step_rounding_factor(beta1, beta2);
         assert!(
@@ -411,9 +416,13 @@ fn adam_worst_case_sequence_attains_c_t() {
             "C_{t} = {factor}, THEORY: {printed}"
         );
         if t == 200 {
-            let largest32 =
-                invariants::largest_adam_step_over_c_t::<f32>((beta1, beta2), 1.0, &sequence)
-                    .expect("below the bound");
+            let largest32 = invariants::largest_adam_step_over_c_t::<f32>(
+                &mloracle::Reference,
+                (beta1, beta2),
+                1.0,
+                &sequence,
+            )
+            .expect("below the bound");
             assert!(largest32 > 1.0 - tau * <f32 as Scalar>::UNIT_ROUNDOFF);
         }
     }
@@ -488,8 +497,8 @@ proptest! {
     /// optimizer plus `k(2 + ηλ/|1−ηλ|)u64 + γ_k(u64)` for the f64 evaluation of the formula.
     #[test]
     fn gradient_descent_on_a_quadratic((learning_rate, lambda, start) in quadratic_case()) {
-        invariants::gradient_descent_on_a_quadratic_follows_one_minus_rate_times_curvature::<f32>(learning_rate, lambda, start)?;
-        invariants::gradient_descent_on_a_quadratic_follows_one_minus_rate_times_curvature::<f64>(learning_rate, lambda, start)?;
+        invariants::gradient_descent_on_a_quadratic_follows_one_minus_rate_times_curvature::<f32>(&mloracle::Reference, learning_rate, lambda, start)?;
+        invariants::gradient_descent_on_a_quadratic_follows_one_minus_rate_times_curvature::<f64>(&mloracle::Reference, learning_rate, lambda, start)?;
     }
 
     /// THEORY.md C2: heavy-ball SGD (dampening 0) on `λx²/2` converges at `lr·λ = 0.95·2(1+μ)`
@@ -501,8 +510,8 @@ proptest! {
         log_lambda in -2.0f64..=2.0,
     ) {
         let lambda = 10f64.powf(log_lambda);
-        invariants::momentum_stability_threshold_separates_convergence::<f32>(momentum, lambda)?;
-        invariants::momentum_stability_threshold_separates_convergence::<f64>(momentum, lambda)?;
+        invariants::momentum_stability_threshold_separates_convergence::<f32>(&mloracle::Reference, momentum, lambda)?;
+        invariants::momentum_stability_threshold_separates_convergence::<f64>(&mloracle::Reference, momentum, lambda)?;
     }
 }
 
@@ -536,8 +545,8 @@ proptest! {
     /// the gradients are bitwise unchanged when `N̂ + 1e-6 < M(1 − 4u)` for the returned `N̂`.
     #[test]
     fn clipping_bounds_the_norm((tensors, max_norm) in clipping_case()) {
-        invariants::clip_grad_norm_bounds_the_norm::<f32>(&tensors, max_norm)?;
-        invariants::clip_grad_norm_bounds_the_norm::<f64>(&tensors, max_norm)?;
+        invariants::clip_grad_norm_bounds_the_norm::<f32>(&mloracle::Reference, &tensors, max_norm)?;
+        invariants::clip_grad_norm_bounds_the_norm::<f64>(&mloracle::Reference, &tensors, max_norm)?;
     }
 }
 
@@ -618,9 +627,9 @@ fn noam_cumulative_rates_match_theory_d4() {
 /// `|θ_k − θ_0| ≤ C_∞·Σlr·(1 + τu)` plus the rounding of `θ − s` (`u·|θ_i|` per step, summed).
 #[test]
 fn adam_drift_under_noam_is_bounded_by_cumulative_rate() {
-    invariants::adam_drift_under_noam_is_bounded_by_cumulative_rate::<f32>()
+    invariants::adam_drift_under_noam_is_bounded_by_cumulative_rate::<f32>(&mloracle::Reference)
         .expect("f32 within D4");
-    invariants::adam_drift_under_noam_is_bounded_by_cumulative_rate::<f64>()
+    invariants::adam_drift_under_noam_is_bounded_by_cumulative_rate::<f64>(&mloracle::Reference)
         .expect("f64 within D4");
 }
 
@@ -647,8 +656,8 @@ proptest! {
         let eps = 10f64.powf(log_eps);
         let sign = if negative { -1.0 } else { 1.0 };
         let sequence: Vec<f64> = sizes.iter().map(|s| sign * s * eps * 10f64.powf(-orders_below_eps)).collect();
-        invariants::adam_in_the_eps_regime_is_momentum_sgd::<f32>(BETA_PAIRS[pair], eps, &sequence)?;
-        invariants::adam_in_the_eps_regime_is_momentum_sgd::<f64>(BETA_PAIRS[pair], eps, &sequence)?;
+        invariants::adam_in_the_eps_regime_is_momentum_sgd::<f32>(&mloracle::Reference, BETA_PAIRS[pair], eps, &sequence)?;
+        invariants::adam_in_the_eps_regime_is_momentum_sgd::<f64>(&mloracle::Reference, BETA_PAIRS[pair], eps, &sequence)?;
     }
 
     /// THEORY.md D1 (d): from a fresh state a constant gradient gives `m̂ = g`, `v̂ = g²` in exact
@@ -665,8 +674,8 @@ proptest! {
         gradient in prop_oneof![Just(1e-6f64), Just(0.3), Just(50.0), -100.0f64..=100.0],
         steps in 1u64..=400,
     ) {
-        invariants::adam_on_a_constant_gradient_drifts_by_the_cumulative_rate::<f32>(gradient, steps)?;
-        invariants::adam_on_a_constant_gradient_drifts_by_the_cumulative_rate::<f64>(gradient, steps)?;
+        invariants::adam_on_a_constant_gradient_drifts_by_the_cumulative_rate::<f32>(&mloracle::Reference, gradient, steps)?;
+        invariants::adam_on_a_constant_gradient_drifts_by_the_cumulative_rate::<f64>(&mloracle::Reference, gradient, steps)?;
     }
 
     /// THEORY.md C3: on `λx²/2` with `eps = 1e-9·λη`, Adam at constant `η` does not settle:
@@ -694,8 +703,8 @@ proptest! {
         let magnitude = learning_rate * 10f64.powf(log_start_over_rate);
         let start = if negative { -magnitude } else { magnitude };
         let scales = (scale_lambda, scale_x);
-        invariants::adam_on_a_quadratic_does_not_settle::<f64>(BETA_PAIRS[pair], start, lambda, learning_rate, scales)?;
-        invariants::adam_on_a_quadratic_does_not_settle::<f32>(BETA_PAIRS[pair], start, lambda, learning_rate, scales)?;
+        invariants::adam_on_a_quadratic_does_not_settle::<f64>(&mloracle::Reference, BETA_PAIRS[pair], start, lambda, learning_rate, scales)?;
+        invariants::adam_on_a_quadratic_does_not_settle::<f32>(&mloracle::Reference, BETA_PAIRS[pair], start, lambda, learning_rate, scales)?;
     }
 }
 
@@ -706,6 +715,7 @@ proptest! {
 #[test]
 fn adam_constant_gradient_f32_with_held_coefficients() {
     invariants::adam_on_a_constant_gradient_drifts_by_the_cumulative_rate::<f32>(
+        &mloracle::Reference,
         34.94472361287629,
         212,
     )
