@@ -100,6 +100,12 @@ pub enum Workload {
         /// Element count.
         len: usize,
     },
+    /// One fused Adam step (`adam_step` of `opencl/optim.cl`, lr 1e-3, betas (0.9, 0.999),
+    /// eps 1e-8, step 1) over `len` parameters, in place.
+    AdamStep {
+        /// Parameter count.
+        len: usize,
+    },
     /// `matmul` of `[m, k] × [k, n]`.
     Matmul {
         /// Rows of A and C.
@@ -161,6 +167,7 @@ impl Workload {
             }
             Workload::BceMean { len } => format!("bce_with_logits_mean {len}"),
             Workload::Matmul { m, k, n } => format!("matmul {m}x{k}x{n}"),
+            Workload::AdamStep { len } => format!("adam_step {len}"),
             Workload::Copy { len } => format!("copy {len}"),
             Workload::Fma { items, iterations } => format!("fma {items}x{iterations}"),
             Workload::MulAdd { items, iterations } => format!("mul_add {items}x{iterations}"),
@@ -177,6 +184,7 @@ impl Workload {
             Workload::LayerNormBackward { .. } => "layer_norm_backward",
             Workload::BceMean { .. } => "bce_with_logits_mean",
             Workload::Matmul { .. } => "matmul",
+            Workload::AdamStep { .. } => "adam_step",
             Workload::Copy { .. } => "copy",
             Workload::Fma { .. } => "fma",
             Workload::MulAdd { .. } => "mul_add",
@@ -218,6 +226,8 @@ impl Workload {
             Workload::LayerNormBackward { rows, cols } => 6 * rows * cols + 3 * cols,
             Workload::BceMean { len } => 2 * len + 1,
             Workload::Matmul { m, k, n } => m * k + k * n + m * n,
+            // θ, g, m, v in; θ, m, v out.
+            Workload::AdamStep { len } => 7 * len,
             Workload::Copy { len } => 2 * len,
             Workload::Fma { items, .. } | Workload::MulAdd { items, .. } => items,
             Workload::Empty => 0,
@@ -614,10 +624,11 @@ impl OpenCl {
                     .arg(c32)
                     .build();
                 kernels.push(build(rows_kernel, "layer_norm_backward")?);
+                let (column_global, column_local) = self.column_launch(cols);
                 let columns_kernel = self
                     .kernel(&program, "layer_norm_param_grads")
-                    .global_work_size(super::round_up(cols, wg))
-                    .local_work_size(wg)
+                    .global_work_size(column_global)
+                    .local_work_size(column_local)
                     .arg(&buffers[2])
                     .arg(&buffers[4])
                     .arg(&buffers[5])
@@ -682,6 +693,44 @@ impl OpenCl {
                     .arg(to_u32(op, n)?)
                     .build();
                 kernels.push(build(builder, "matmul")?);
+            }
+            Workload::AdamStep { len } => {
+                if len == 0 {
+                    return Err(empty("length"));
+                }
+                let hyper = crate::reference::optim::AdamHyper::new(1e-3, 0.9, 0.999, 1e-8);
+                let (correction1, correction2) =
+                    crate::reference::optim::adam_bias_corrections(&hyper, 1);
+                buffers.push(self.input_buffer(len, 0, -1.0, 1.0)?); // θ
+                buffers.push(self.input_buffer(len, 1, -1.0, 1.0)?); // g
+                buffers.push(self.input_buffer(len, 2, -0.1, 0.1)?); // m
+                buffers.push(self.input_buffer(len, 3, 0.0, 0.1)?); // v
+                output = 0;
+                let program = self.program::<T>(op)?;
+                let narrow = T::narrow;
+                let builder = self
+                    .kernel(&program, "adam_step")
+                    .global_work_size(super::round_up(len, wg))
+                    .local_work_size(wg)
+                    .arg(&buffers[0])
+                    .arg(&buffers[1])
+                    .arg(&buffers[2])
+                    .arg(&buffers[3])
+                    .arg(&buffers[0]) // last_step placeholder (flag off)
+                    .arg(narrow(hyper.beta1))
+                    .arg(narrow(1.0 - hyper.beta1))
+                    .arg(narrow(hyper.beta2))
+                    .arg(narrow(1.0 - hyper.beta2))
+                    .arg(narrow(correction1))
+                    .arg(narrow(correction2))
+                    .arg(narrow(hyper.learning_rate))
+                    .arg(narrow(hyper.eps))
+                    .arg(narrow(0.0))
+                    .arg(narrow(1.0))
+                    .arg(0u32)
+                    .arg(to_u32(op, len)?)
+                    .build();
+                kernels.push(build(builder, "adam_step")?);
             }
             Workload::Copy { .. }
             | Workload::Fma { .. }
@@ -808,6 +857,7 @@ pub fn target_workloads() -> Vec<Workload> {
         Workload::LayerNorm { rows, cols },
         Workload::LayerNormBackward { rows, cols },
         Workload::BceMean { len: 1 << 24 },
+        Workload::AdamStep { len: 1 << 24 },
         Workload::Matmul {
             m: 1024,
             k: 1024,
