@@ -983,11 +983,14 @@ fn best_host_time(min_runs: usize, min_total: Duration, mut f: impl FnMut()) -> 
     best
 }
 
+/// The limits, the kernel rows and the training-step rows of the bench section.
+type BenchResults = (DeviceLimits, Vec<BenchRow>, Vec<StepRow>);
+
 fn bench_rows(
     device: &OpenCl,
     mode: Mode,
     bar: &ProgressBar,
-) -> Result<(DeviceLimits, Vec<BenchRow>, Vec<StepRow>), Box<dyn Error>> {
+) -> Result<BenchResults, Box<dyn Error>> {
     let (runs, min_total) = match mode {
         Mode::Quick => (3, Duration::from_millis(200)),
         Mode::Full => (10, Duration::from_secs(1)),

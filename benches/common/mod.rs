@@ -270,8 +270,11 @@ pub fn encoder_task(size: StepSize) -> (TrainingTask<f32>, TrainingConfig) {
     )
 }
 
+/// Builds a model family's task and loop settings at a size.
+pub type MakeTask = fn(StepSize) -> (TrainingTask<f32>, TrainingConfig);
+
 /// The three model families: `(name, task builder)`.
-pub const MODELS: [(&str, fn(StepSize) -> (TrainingTask<f32>, TrainingConfig)); 3] = [
+pub const MODELS: [(&str, MakeTask); 3] = [
     ("mlp", mlp_task),
     ("encoder", encoder_task),
     ("gru", gru_task),
