@@ -680,19 +680,34 @@ impl OpenCl {
                 buffers.push(self.allocate::<T>(m * n)?);
                 output = 2;
                 let program = self.program::<T>(op)?;
-                let (global, local) = super::matmul_geometry(m, n, wg);
-                let builder = self
-                    .kernel(&program, "matmul")
-                    .global_work_size(global)
-                    .local_work_size(local)
+                // The kernel `Backend::matmul` launches (`OpenCl::enqueue_batched_matmul`):
+                // register-blocked on a CPU device, else local-memory tiles.
+                let (m32, k32, n32) = (to_u32(op, m)?, to_u32(op, k)?, to_u32(op, n)?);
+                let (name, builder) = if self.shared.blocked_matmul {
+                    let (global, local) = super::matmul_geometry(m, n, wg);
+                    let mut builder = self.kernel(&program, "matmul_blocked");
+                    builder.global_work_size(global).local_work_size(local);
+                    ("matmul_blocked", builder)
+                } else {
+                    let tile = self.shared.matmul_tile;
+                    let mut builder = self.kernel(&program, "matmul");
+                    builder
+                        .global_work_size((super::round_up(n, tile), super::round_up(m, tile), 1))
+                        .local_work_size((tile, tile, 1));
+                    ("matmul", builder)
+                };
+                let mut builder = builder;
+                builder
                     .arg(&buffers[0])
                     .arg(&buffers[1])
                     .arg(&buffers[2])
-                    .arg(to_u32(op, m)?)
-                    .arg(to_u32(op, k)?)
-                    .arg(to_u32(op, n)?)
-                    .build();
-                kernels.push(build(builder, "matmul")?);
+                    .arg(m32)
+                    .arg(k32)
+                    .arg(n32);
+                if name == "matmul" {
+                    builder.arg(0u32).arg(0u32);
+                }
+                kernels.push(build(builder.build(), name)?);
             }
             Workload::AdamStep { len } => {
                 if len == 0 {
