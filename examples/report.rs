@@ -1,15 +1,20 @@
 //! `make report`: run the oracle on the default OpenCL device and report what it found and how
 //! fast the device kernels are.
 //!
-//! 1. **ops**: for each op, backend and scalar type, the generated cases and the worst
-//!    `|error| / bound` against the f64 reference (inputs from the crate's strategies, fixed
-//!    seed: the same table run after run);
+//! 1. **ops**: for **every** op of `mloracle::backend::OPS`, backend and scalar type, the
+//!    generated cases and the worst `|error| / bound` against the f64 reference (the `check_*`
+//!    fns of `mloracle::conformance` on inputs from the crate's strategies, fixed seed: the same
+//!    table run after run; `train` is `check_training` on the tiny MLP, GRU and seed-003 encoder
+//!    of `benches/common`, one case each). A unit test asserts the table covers `OPS`;
 //! 2. **invariants**: each theorem-backed property, pass/fail;
 //! 3. **seeds**: the forum seed reproductions (`mloracle::seeds`) in a quick mode, with an SVG
 //!    loss curve each (`SEED_RUNNERS` is the hook for more seeds);
 //! 4. **bench**: the device limits (copy bandwidth, peak FMA, launch latency) and, right after, each
 //!    kernel at its target size as a fraction of the limit that binds it (roofline), with the
-//!    reference (and ndarray's `dot` for matmul) for comparison; `roofline.svg` plots it.
+//!    reference (and ndarray's `dot` for matmul) for comparison; `roofline.svg` plots it. Then one
+//!    full training step of each model (MLP, GRU, encoder: the tiny size, which for the encoder
+//!    is seed 003's model and loop; `--full` adds the small and mid sizes) on the device
+//!    (`DeviceTrainer`) and on the reference, with the kernel launches per step.
 //!
 //! Everything is written to `target/mloracle-report/report.json`, schema `mloracle-report/1`:
 //!
@@ -22,13 +27,26 @@
 //!   "invariants": [ { "name", "backend", "outcome" } ],       // outcome: "pass" | "FAIL: …"
 //!   "seeds": [ { "id", "title", "steps", "final_loss", "expected", "finding",
 //!                "loss": [f64], "plot" } ],
-//!   "bench": [ { "op", "size", "scalar": "f32", "binding": "bandwidth" | "compute",
+//!   "bench": [ { "op", "size", "scalar": "f32", "binding": "bandwidth" | "compute" | "latency",
 //!                "seconds", "bytes", "flops", "achieved_per_second", "limit_per_second",
 //!                "fraction_of_limit", "reference_seconds": null | f64,
+//!                "launches_per_step"?: u64,
 //!                "baseline": null | { "name": "ndarray_dot", "seconds", "fraction" },
 //!                "target": null | { "metric": "fraction_of_limit" | "fraction_of_baseline",
 //!                                   "value", "met": bool } } ] }
 //! ```
+//!
+//! Field meanings: `ops[].op` is a name of `OPS`, `backend` `"reference"` or `"opencl"`, `scalar`
+//! `"f32"`/`"f64"`, `cases` the inputs run, `outcome` `"pass"`, `"FAIL: …"` or `"SKIPPED: …"`.
+//! `bench[].seconds` is the best time of the kernels alone (kernel rows) or of one training step
+//! (`op` = `"train_step/<model>"`); `bytes` / `flops` the compulsory traffic / FLOPs of the op;
+//! `fraction_of_limit` = achieved ÷ the binding limit (copy bandwidth or peak FMA, from `limits`
+//! of the same run); for the `"latency"` rows (training steps) it is launches × launch latency ÷
+//! step time (the share of the step that launch overhead alone explains), `bytes`, `flops` and
+//! `achieved_per_second` are null and `launches_per_step` is the kernel launches of one step.
+//! `target` is issue 8's target on this PoCL device (elementwise and Adam ≥ 0.8 of copy bandwidth
+//! at 16M elements, row ops ≥ 0.6 at 4096 × 1024, matmul 1024³ ≥ 0.5 of ndarray's `dot`). Files
+//! written next to it: `roofline.svg` and `<seed id>-loss.svg` per seed.
 //!
 //! Times are the best of several runs of the kernels alone (enqueue + `queue.finish()`, inputs
 //! on the device, program built before), measured back to back with the limits.
@@ -46,12 +64,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use mloracle::opencl::train::DeviceTrainer;
 use mloracle::opencl::{target_workloads, Binding, DeviceLimits, LimitConfig, Workload};
 use mloracle::OpenCl;
 use plotters::prelude::*;
 use serde_json::{json, Value};
 
 use mloracle::compare::Agreement;
+use mloracle::conformance::training::check_training;
 use mloracle::conformance::{self, CheckResult};
 use mloracle::proptest::strategy::Strategy;
 use mloracle::proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -399,7 +419,262 @@ fn op_rows<T: Scalar>(bar: &ProgressBar, backend: &impl Backend<T>, cases: u32) 
                 conformance::check_mean_axis_backward(backend, shape, axis, g.view())
             },
         ),
+        measure(
+            bar,
+            "softmax_rows_backward",
+            label.clone(),
+            cases,
+            strategy::row_backward_inputs::<T>(false),
+            |(y, g)| conformance::check_softmax_rows_backward(backend, y.view(), g.view()),
+        ),
+        measure(
+            bar,
+            "log_softmax_rows_backward",
+            label.clone(),
+            cases,
+            strategy::row_backward_inputs::<T>(true),
+            |(y, g)| conformance::check_log_softmax_rows_backward(backend, y.view(), g.view()),
+        ),
+        measure(
+            bar,
+            "bce_with_logits",
+            label.clone(),
+            cases,
+            strategy::bce_reduction_inputs::<T>(),
+            |(z, y, r)| conformance::check_bce_with_logits(backend, z.view(), y.view(), r),
+        ),
+        measure(
+            bar,
+            "bce_with_logits_backward",
+            label.clone(),
+            cases,
+            (
+                strategy::bce_reduction_inputs::<T>(),
+                strategy::grad_output(),
+            ),
+            |((z, y, r), g)| {
+                conformance::check_bce_with_logits_backward(
+                    backend,
+                    z.view(),
+                    y.view(),
+                    r,
+                    T::narrow(g),
+                )
+            },
+        ),
+        measure(
+            bar,
+            "mse",
+            label.clone(),
+            cases,
+            strategy::mse_inputs::<T>(),
+            |(p, t, r)| conformance::check_mse(backend, p.view(), t.view(), r),
+        ),
+        measure(
+            bar,
+            "mse_backward",
+            label.clone(),
+            cases,
+            (strategy::mse_inputs::<T>(), strategy::grad_output()),
+            |((p, t, r), g)| {
+                conformance::check_mse_backward(backend, p.view(), t.view(), r, T::narrow(g))
+            },
+        ),
+        measure(
+            bar,
+            "cross_entropy",
+            label.clone(),
+            cases,
+            strategy::cross_entropy_inputs::<T>(),
+            |(x, t, ignore, r)| {
+                conformance::check_cross_entropy(backend, x.view(), t.view(), ignore, r)
+            },
+        ),
+        measure(
+            bar,
+            "cross_entropy_backward",
+            label.clone(),
+            cases,
+            (
+                strategy::cross_entropy_inputs::<T>(),
+                strategy::grad_output(),
+            ),
+            |((x, t, ignore, r), g)| {
+                conformance::check_cross_entropy_backward(
+                    backend,
+                    x.view(),
+                    t.view(),
+                    ignore,
+                    r,
+                    T::narrow(g),
+                )
+            },
+        ),
+        measure(
+            bar,
+            "embedding",
+            label.clone(),
+            cases,
+            strategy::embedding_inputs::<T>(),
+            |(table, ids)| conformance::check_embedding(backend, table.view(), ids.view()),
+        ),
+        measure(
+            bar,
+            "embedding_backward",
+            label.clone(),
+            cases,
+            strategy::embedding_backward_inputs::<T>(),
+            |(vocab, ids, g)| {
+                conformance::check_embedding_backward(backend, vocab, ids.view(), g.view())
+            },
+        ),
+        measure(
+            bar,
+            "dropout",
+            label.clone(),
+            cases,
+            strategy::dropout_inputs::<T>(),
+            |(x, p, key)| conformance::check_dropout(backend, x.view(), p, key),
+        ),
+        measure(
+            bar,
+            "dropout_backward",
+            label.clone(),
+            cases,
+            strategy::dropout_backward_inputs::<T>(),
+            |(g, mask, scale)| {
+                conformance::check_dropout_backward(backend, g.view(), mask.view(), scale)
+            },
+        ),
+        measure(
+            bar,
+            "attention",
+            label.clone(),
+            cases,
+            strategy::attention_inputs::<T>(),
+            |(q, k, v, m)| {
+                conformance::check_attention(backend, q.view(), k.view(), v.view(), m.view())
+            },
+        ),
+        measure(
+            bar,
+            "attention_backward",
+            label.clone(),
+            cases,
+            strategy::attention_backward_inputs::<T>(),
+            |((q, k, v, m), g)| {
+                conformance::check_attention_backward(
+                    backend,
+                    q.view(),
+                    k.view(),
+                    v.view(),
+                    m.view(),
+                    g.view(),
+                )
+                .map(|a| Agreement {
+                    elements: a.grad_q.elements + a.grad_k.elements + a.grad_v.elements,
+                    max_error_over_bound: a
+                        .grad_q
+                        .max_error_over_bound
+                        .max(a.grad_k.max_error_over_bound)
+                        .max(a.grad_v.max_error_over_bound),
+                })
+            },
+        ),
+        measure(
+            bar,
+            "std_corrected",
+            label.clone(),
+            cases,
+            strategy::std_inputs::<T>(),
+            |(values, c)| conformance::check_std_corrected(backend, values.view(), c),
+        ),
+        measure(
+            bar,
+            "std_corrected_backward",
+            label.clone(),
+            cases,
+            (strategy::std_inputs::<T>(), strategy::grad_output()),
+            |((values, c), g)| {
+                conformance::check_std_corrected_backward(backend, values.view(), c, T::narrow(g))
+            },
+        ),
+        measure(
+            bar,
+            "sgd_step",
+            label.clone(),
+            cases,
+            strategy::sgd_inputs::<T>(),
+            |(state, theta, g, hyper)| {
+                conformance::check_sgd_step(backend, &state, theta.view(), g.view(), &hyper)
+            },
+        ),
+        measure(
+            bar,
+            "adam_step",
+            label.clone(),
+            cases,
+            strategy::adam_inputs::<T>(),
+            |(state, theta, g, hyper)| {
+                conformance::check_adam_step(backend, &state, theta.view(), g.view(), &hyper)
+            },
+        ),
+        measure(
+            bar,
+            "clip_grad_norm",
+            label.clone(),
+            cases,
+            strategy::clip_inputs::<T>(),
+            |(grads, max_norm)| conformance::check_clip_grad_norm(backend, &grads, max_norm),
+        ),
+        measure(
+            bar,
+            "clip_grad_value",
+            label.clone(),
+            cases,
+            strategy::clip_value_inputs::<T>(),
+            |(grads, clip_value)| conformance::check_clip_grad_value(backend, &grads, clip_value),
+        ),
+        train_row(bar, backend, label.clone()),
     ]
+}
+
+/// Steps of each `train` task in the op table.
+const TRAIN_STEPS: usize = 5;
+
+/// `train`: `check_training` (every step's loss and every final parameter against the f64
+/// reference, composite bound) on the tiny MLP, GRU and encoder (seed 003's model and loop) of
+/// the benches, [`TRAIN_STEPS`] steps each; one case per model.
+fn train_row<T: Scalar>(bar: &ProgressBar, backend: &impl Backend<T>, label: String) -> Row {
+    let mut worst = 0.0f64;
+    let mut cases = 0;
+    let mut outcome = "pass".to_string();
+    for (model, make) in common::MODELS {
+        let (task, config) = make(common::StepSize::Tiny);
+        cases += 1;
+        match check_training(backend, &task, &config, TRAIN_STEPS) {
+            Ok(a) => {
+                worst = worst
+                    .max(a.loss_error_over_bound)
+                    .max(a.parameter_error_over_bound);
+            }
+            Err(e) => {
+                outcome = format!(
+                    "FAIL: {model}: {}",
+                    e.to_string().lines().next().unwrap_or_default()
+                );
+                break;
+            }
+        }
+    }
+    bar.inc(1);
+    Row {
+        op: "train".to_string(),
+        backend: label,
+        cases,
+        max_error_over_bound: worst,
+        outcome,
+    }
 }
 
 fn invariant_rows<T: Scalar>(
@@ -509,7 +784,7 @@ struct SeedResult {
     loss: Vec<f64>,
 }
 
-/// A seed runner: `(id, work units for the progress bar, run)`. Add seeds 002/003 here.
+/// A seed runner: `(id, work units for the progress bar, run)`; one per seed of `mloracle::seeds`.
 type SeedRunner = (
     &'static str,
     fn(Mode) -> u64,
@@ -519,7 +794,82 @@ type SeedRunner = (
 const SEED_RUNNERS: &[SeedRunner] = &[
     ("seed000", |m| seed000_steps(m) as u64, run_seed000),
     ("seed001", |m| seed001_steps(m) as u64, run_seed001),
+    ("seed002", |m| seed002_steps(m) as u64, run_seed002),
+    ("seed003", |m| seed003_steps(m) as u64, run_seed003),
 ];
+
+fn seed002_steps(mode: Mode) -> usize {
+    match mode {
+        Mode::Quick => 300,
+        Mode::Full => 2000,
+    }
+}
+
+fn seed003_steps(mode: Mode) -> usize {
+    match mode {
+        Mode::Quick => 1000,
+        Mode::Full => 10_000,
+    }
+}
+
+/// Seed 002: the GRU next-item model on noisy data, Adam at a constant rate 0.05; the loss
+/// floor is the conditional label entropy H(Y | X).
+fn run_seed002(mode: Mode, bar: &ProgressBar) -> Result<SeedResult, Box<dyn Error>> {
+    use mloracle::seeds::seed002;
+    let steps = seed002_steps(mode);
+    let batch = seed002::batch(0);
+    let floor = seed002::conditional_entropy_nats(&batch);
+    let run = seed002::train_gru(
+        seed002::model::<f32>(0)?,
+        &batch,
+        seed002::Setting::constant(0.05),
+        steps,
+        |_| bar.inc(1),
+    )?;
+    let late = seed002::late(&run.losses, steps / 5);
+    Ok(SeedResult {
+        id: "seed002",
+        title: "GRU + Adam lr 0.05: loss oscillation over the floor H(Y|X)",
+        steps,
+        final_loss: run.losses.last().copied().unwrap_or(f64::NAN),
+        expected: floor,
+        finding: format!(
+            "late mean |ΔL| {:.3e}, peak-to-peak {:.3e} over the last {} steps; floor H(Y|X) = \
+             {floor:.4}; max step / D2 allowance {:.3}",
+            seed002::mean_absolute_change(late),
+            seed002::peak_to_peak(late),
+            late.len(),
+            run.max_step_over_allowance
+        ),
+        loss: run.losses,
+    })
+}
+
+/// Seed 003: the forum's encoder loop (Adam eps 1e-9, Noam, clip 1, gradients accumulated,
+/// dropout 0.1); the loss reaches exactly 0, then jumps.
+fn run_seed003(mode: Mode, bar: &ProgressBar) -> Result<SeedResult, Box<dyn Error>> {
+    use mloracle::seeds::seed003;
+    let steps = seed003_steps(mode);
+    let run = seed003::run::<f32>(seed003::Cell::forum(0), steps, steps, |_| bar.inc(1))?;
+    Ok(SeedResult {
+        id: "seed003",
+        title: "encoder loss hits exactly 0, then jumps (forum loop)",
+        steps,
+        final_loss: run.losses.last().copied().unwrap_or(f64::NAN),
+        expected: 0.0,
+        finding: format!(
+            "first exact zero at step {:?}; {} jumps ≥ {}; largest loss after the zero {:.3}; \
+             max step / allowance {:.3}, max margin / bound {:.3}",
+            run.first_zero,
+            run.jump_steps.len(),
+            seed003::JUMP,
+            run.max_loss_after_zero,
+            run.max_step_over_allowance,
+            run.max_margin_over_bound
+        ),
+        loss: run.losses,
+    })
+}
 
 fn seed000_steps(mode: Mode) -> usize {
     match mode {
@@ -609,7 +959,9 @@ struct BenchRow {
 /// The target of a workload on this project's PoCL device (issue 8): `(metric, value)`.
 fn target(workload: &Workload) -> Option<(&'static str, f64)> {
     match workload {
-        Workload::Elementwise { len, .. } if *len >= 1 << 24 => Some(("fraction_of_limit", 0.8)),
+        Workload::Elementwise { len, .. } | Workload::AdamStep { len } if *len >= 1 << 24 => {
+            Some(("fraction_of_limit", 0.8))
+        }
         Workload::Rows { .. } | Workload::LayerNorm { .. } | Workload::LayerNormBackward { .. } => {
             Some(("fraction_of_limit", 0.6))
         }
@@ -631,11 +983,14 @@ fn best_host_time(min_runs: usize, min_total: Duration, mut f: impl FnMut()) -> 
     best
 }
 
+/// The limits, the kernel rows and the training-step rows of the bench section.
+type BenchResults = (DeviceLimits, Vec<BenchRow>, Vec<StepRow>);
+
 fn bench_rows(
     device: &OpenCl,
     mode: Mode,
     bar: &ProgressBar,
-) -> Result<(DeviceLimits, Vec<BenchRow>), Box<dyn Error>> {
+) -> Result<BenchResults, Box<dyn Error>> {
     let (runs, min_total) = match mode {
         Mode::Quick => (3, Duration::from_millis(200)),
         Mode::Full => (10, Duration::from_secs(1)),
@@ -681,7 +1036,97 @@ fn bench_rows(
         });
         bar.inc(1);
     }
-    Ok((limits, rows))
+    bar.set_message("training steps");
+    let (sizes, steps): (&[common::StepSize], usize) = match mode {
+        Mode::Quick => (&[common::StepSize::Tiny], 20),
+        Mode::Full => (&common::StepSize::ALL, 3),
+    };
+    let steps_rows = train_step_rows(device, sizes, steps)?;
+    bar.inc(1);
+    Ok((limits, rows, steps_rows))
+}
+
+/// One training step of a model on the device ([`DeviceTrainer`]) against the reference
+/// `Trainer`: best per-step wall time of each and the kernel launches of one step.
+struct StepRow {
+    model: &'static str,
+    size: String,
+    seconds: f64,
+    reference_seconds: f64,
+    launches: usize,
+}
+
+/// Time `steps` device steps (best) and `steps` reference steps (best) of each model at `sizes`.
+fn train_step_rows(
+    device: &OpenCl,
+    sizes: &[common::StepSize],
+    steps: usize,
+) -> Result<Vec<StepRow>, Box<dyn Error>> {
+    let mut rows = Vec::new();
+    for &size in sizes {
+        for (model, make) in common::MODELS {
+            let (task, config) = make(size);
+            let mut trainer = DeviceTrainer::new(device, &task, &config)?;
+            trainer.step()?; // builds the programs
+            let before = device.kernel_launches();
+            trainer.step()?;
+            let launches = device.kernel_launches() - before;
+            let mut failed = None;
+            let seconds = best_host_time(steps, Duration::ZERO, || {
+                if let Err(e) = trainer.step() {
+                    failed = Some(e);
+                }
+            });
+            let mut reference = common::reference_stepper(&task, &config)?;
+            let reference_seconds = best_host_time(steps.min(3), Duration::ZERO, || {
+                if let Err(e) = reference() {
+                    failed = Some(e);
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            let label = if model == "encoder" && size == common::StepSize::Tiny {
+                "tiny (seed 003)".to_string()
+            } else {
+                size.name().to_string()
+            };
+            rows.push(StepRow {
+                model,
+                size: label,
+                seconds,
+                reference_seconds,
+                launches,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// A training step as a bench row: binding `"latency"`, `fraction_of_limit` = launches × launch
+/// latency ÷ step time (the share of the step that launch overhead alone accounts for).
+fn step_json(limits: &DeviceLimits, row: &StepRow) -> Value {
+    let fraction = if row.seconds > 0.0 {
+        row.launches as f64 * limits.launch_seconds / row.seconds
+    } else {
+        0.0
+    };
+    json!({
+        "op": format!("train_step/{}", row.model),
+        "size": row.size,
+        "scalar": "f32",
+        "binding": "latency",
+        "seconds": row.seconds,
+        "bytes": null,
+        "flops": null,
+        "achieved_per_second": null,
+        "limit_per_second": limits.launch_seconds,
+        "fraction_of_limit": fraction,
+        "reference_seconds": row.reference_seconds,
+        "launches_per_step": row.launches,
+        "baseline": null,
+        "target": null,
+    })
 }
 
 fn bench_json(limits: &DeviceLimits, row: &BenchRow) -> Value {
@@ -986,16 +1431,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         Ok(d) => println!("device: {}", d.device_label()),
         Err(e) => println!("device: none ({e}); OpenCL rows SKIPPED"),
     }
-    const OPS: u64 = 19;
+    let ops = mloracle::backend::OPS.len() as u64;
     const INVARIANTS: u64 = 6;
     let backends = if device.is_ok() { 3 } else { 1 };
-    let total = backends * (OPS + INVARIANTS)
+    let total = backends * (ops + INVARIANTS)
         + SEED_RUNNERS
             .iter()
             .map(|(_, units, _)| units(mode))
             .sum::<u64>()
         + if run_bench && device.is_ok() {
-            1 + target_workloads().len() as u64
+            2 + target_workloads().len() as u64
         } else {
             0
         };
@@ -1023,8 +1468,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut limits = None;
     let mut bench = Vec::new();
     if let (true, Ok(device)) = (run_bench, &device) {
-        let (l, timed) = bench_rows(device, mode, &bar)?;
+        let (l, timed, steps) = bench_rows(device, mode, &bar)?;
         bench = timed.iter().map(|r| bench_json(&l, r)).collect();
+        bench.extend(steps.iter().map(|r| step_json(&l, r)));
         limits = Some(l);
     }
     bar.finish_and_clear();
@@ -1070,6 +1516,24 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
         for b in &bench {
             let binding = b["binding"].as_str().unwrap_or("");
+            if binding == "latency" {
+                let (t, r) = (
+                    b["seconds"].as_f64().unwrap_or(f64::NAN),
+                    b["reference_seconds"].as_f64().unwrap_or(f64::NAN),
+                );
+                println!(
+                    "{:<30} {:>10} {:>10.3} {:>5} launches {:>7.1}% {:>8.1}x  \
+                     (launch share of the step; reference {:.3} ms)",
+                    b["op"].as_str().unwrap_or(""),
+                    b["size"].as_str().unwrap_or(""),
+                    1e3 * t,
+                    b["launches_per_step"].as_u64().unwrap_or(0),
+                    100.0 * b["fraction_of_limit"].as_f64().unwrap_or(0.0),
+                    r / t,
+                    1e3 * r
+                );
+                continue;
+            }
             let achieved = b["achieved_per_second"].as_f64().unwrap_or(0.0);
             let unit = if binding == "compute" {
                 "GFLOP/s"
@@ -1222,6 +1686,22 @@ mod tests {
                 bench: &bench,
             },
         )
+    }
+
+    #[test]
+    fn the_op_table_covers_every_op_of_the_backend_trait() {
+        let rows = op_rows::<f32>(&ProgressBar::hidden(), &Reference, 1);
+        let names: Vec<&str> = rows.iter().map(|r| r.op.as_str()).collect();
+        for op in mloracle::backend::OPS {
+            assert!(
+                names.contains(op),
+                "{op} missing from the report's op table"
+            );
+        }
+        assert_eq!(names.len(), mloracle::backend::OPS.len(), "{names:?}");
+        for row in &rows {
+            assert_eq!(row.outcome, "pass", "{}", row.op);
+        }
     }
 
     #[test]

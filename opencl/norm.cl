@@ -83,6 +83,15 @@ void layer_norm_backward(__global const REAL* restrict x, __global const REAL* r
     }
 }
 
+/* The column kernels below (one work item per column, each column summed sequentially in i
+ * from 0: the reference's order, so the bits do not depend on the launch) put a work-group
+ * barrier in the row loop. Every item of the group reaches it (no early return; items past
+ * the last column only skip the loads), and on a CPU device (PoCL) a barrier inside a loop makes
+ * the work-item loop run *inside* the row loop: each row's columns of the group are read
+ * contiguously and vectorised, instead of every item walking its own column with a row-sized
+ * stride. On a GPU the barrier is a cheap sync; the reads were coalesced already. Launched with
+ * OpenCl::column_launch (work-group up to the elementwise size, global a multiple of it). */
+
 /* grad_gamma_j = sum_i g_ij * xhat_ij, grad_beta_j = sum_i g_ij, sequential in i from 0 (the
  * reference's order). One work item per column.  Bound: tolerance::layer_norm_backward */
 __kernel void layer_norm_param_grads(__global const REAL* restrict g,
@@ -92,16 +101,21 @@ __kernel void layer_norm_param_grads(__global const REAL* restrict g,
                                      const uint col_count)
 {
     const uint j = get_global_id(0);
-    if (j >= col_count) return;
+    const bool active = j < col_count;
     REAL gg = (REAL)0;
     REAL gb = (REAL)0;
     for (uint i = 0; i < row_count; ++i) {
-        const size_t k = (size_t)i * col_count + j;
-        gg = gg + g[k] * xhat[k];
-        gb = gb + g[k];
+        if (active) {
+            const size_t k = (size_t)i * col_count + j;
+            gg = gg + g[k] * xhat[k];
+            gb = gb + g[k];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* see the comment above: a row per work-item loop */
     }
-    grad_gamma[j] = gg;
-    grad_beta[j] = gb;
+    if (active) {
+        grad_gamma[j] = gg;
+        grad_beta[j] = gb;
+    }
 }
 
 /* y_rj = x_rj * b_j (also grad_x = g_rj * b_j of mul_rows_backward).  One rounding: bitwise with
@@ -124,13 +138,16 @@ __kernel void mul_rows_grad_b(__global const REAL* restrict g, __global const RE
                               const uint col_count)
 {
     const uint j = get_global_id(0);
-    if (j >= col_count) return;
+    const bool active = j < col_count;
     REAL sum = (REAL)0;
     for (uint i = 0; i < row_count; ++i) {
-        const size_t k = (size_t)i * col_count + j;
-        sum = sum + g[k] * x[k];
+        if (active) {
+            const size_t k = (size_t)i * col_count + j;
+            sum = sum + g[k] * x[k];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE); /* a row per work-item loop (see layer_norm_param_grads) */
     }
-    grad_b[j] = sum;
+    if (active) grad_b[j] = sum;
 }
 
 /* Axis-0 reduction: y_j = sum_i x_ij, sequential in i from 0 (the reference's order: bitwise
@@ -141,9 +158,13 @@ __kernel void sum_columns(__global const REAL* restrict x, __global REAL* restri
                           const uint row_count, const uint col_count, const uint mean)
 {
     const uint j = get_global_id(0);
-    if (j >= col_count) return;
+    const bool active = j < col_count;
     REAL sum = (REAL)0;
-    for (uint i = 0; i < row_count; ++i) sum = sum + x[(size_t)i * col_count + j];
+    for (uint i = 0; i < row_count; ++i) {
+        if (active) sum = sum + x[(size_t)i * col_count + j];
+        barrier(CLK_LOCAL_MEM_FENCE); /* a row per work-item loop (see layer_norm_param_grads) */
+    }
+    if (!active) return;
     if (mean) {
         y[j] = sum / (REAL)row_count;
     } else {

@@ -100,6 +100,12 @@ pub enum Workload {
         /// Element count.
         len: usize,
     },
+    /// One fused Adam step (`adam_step` of `opencl/optim.cl`, lr 1e-3, betas (0.9, 0.999),
+    /// eps 1e-8, step 1) over `len` parameters, in place.
+    AdamStep {
+        /// Parameter count.
+        len: usize,
+    },
     /// `matmul` of `[m, k] × [k, n]`.
     Matmul {
         /// Rows of A and C.
@@ -161,6 +167,7 @@ impl Workload {
             }
             Workload::BceMean { len } => format!("bce_with_logits_mean {len}"),
             Workload::Matmul { m, k, n } => format!("matmul {m}x{k}x{n}"),
+            Workload::AdamStep { len } => format!("adam_step {len}"),
             Workload::Copy { len } => format!("copy {len}"),
             Workload::Fma { items, iterations } => format!("fma {items}x{iterations}"),
             Workload::MulAdd { items, iterations } => format!("mul_add {items}x{iterations}"),
@@ -177,6 +184,7 @@ impl Workload {
             Workload::LayerNormBackward { .. } => "layer_norm_backward",
             Workload::BceMean { .. } => "bce_with_logits_mean",
             Workload::Matmul { .. } => "matmul",
+            Workload::AdamStep { .. } => "adam_step",
             Workload::Copy { .. } => "copy",
             Workload::Fma { .. } => "fma",
             Workload::MulAdd { .. } => "mul_add",
@@ -218,6 +226,8 @@ impl Workload {
             Workload::LayerNormBackward { rows, cols } => 6 * rows * cols + 3 * cols,
             Workload::BceMean { len } => 2 * len + 1,
             Workload::Matmul { m, k, n } => m * k + k * n + m * n,
+            // θ, g, m, v in; θ, m, v out.
+            Workload::AdamStep { len } => 7 * len,
             Workload::Copy { len } => 2 * len,
             Workload::Fma { items, .. } | Workload::MulAdd { items, .. } => items,
             Workload::Empty => 0,
@@ -632,10 +642,11 @@ impl OpenCl {
                     .arg(c32)
                     .build();
                 kernels.push(build(rows_kernel, "layer_norm_backward")?);
+                let (column_global, column_local) = self.column_launch(cols);
                 let columns_kernel = self
                     .kernel(&program, "layer_norm_param_grads")
-                    .global_work_size(super::round_up(cols, wg))
-                    .local_work_size(wg)
+                    .global_work_size(column_global)
+                    .local_work_size(column_local)
                     .arg(&buffers[2])
                     .arg(&buffers[4])
                     .arg(&buffers[5])
@@ -687,19 +698,72 @@ impl OpenCl {
                 buffers.push(self.allocate::<T>(m * n)?.keep(&mut leases));
                 output = 2;
                 let program = self.program::<T>(op)?;
-                let (global, local) = super::matmul_geometry(m, n, wg);
-                let builder = self
-                    .kernel(&program, "matmul")
-                    .global_work_size(global)
-                    .local_work_size(local)
+                // The kernel `Backend::matmul` launches (`OpenCl::enqueue_batched_matmul`):
+                // register-blocked on a CPU device, else local-memory tiles.
+                let (m32, k32, n32) = (to_u32(op, m)?, to_u32(op, k)?, to_u32(op, n)?);
+                let (name, builder) = if self.shared.blocked_matmul {
+                    let (global, local) = super::matmul_geometry(m, n, wg);
+                    let mut builder = self.kernel(&program, "matmul_blocked");
+                    builder.global_work_size(global).local_work_size(local);
+                    ("matmul_blocked", builder)
+                } else {
+                    let tile = self.shared.matmul_tile;
+                    let mut builder = self.kernel(&program, "matmul");
+                    builder
+                        .global_work_size((super::round_up(n, tile), super::round_up(m, tile), 1))
+                        .local_work_size((tile, tile, 1));
+                    ("matmul", builder)
+                };
+                let mut builder = builder;
+                builder
                     .arg(&buffers[0])
                     .arg(&buffers[1])
                     .arg(&buffers[2])
-                    .arg(to_u32(op, m)?)
-                    .arg(to_u32(op, k)?)
-                    .arg(to_u32(op, n)?)
+                    .arg(m32)
+                    .arg(k32)
+                    .arg(n32);
+                if name == "matmul" {
+                    builder.arg(0u32).arg(0u32);
+                }
+                kernels.push(build(builder.build(), name)?);
+            }
+            Workload::AdamStep { len } => {
+                if len == 0 {
+                    return Err(empty("length"));
+                }
+                let hyper = crate::reference::optim::AdamHyper::new(1e-3, 0.9, 0.999, 1e-8);
+                let (correction1, correction2) =
+                    crate::reference::optim::adam_bias_corrections(&hyper, 1);
+                buffers.push(self.input_buffer(len, 0, -1.0, 1.0)?); // θ
+                buffers.push(self.input_buffer(len, 1, -1.0, 1.0)?); // g
+                buffers.push(self.input_buffer(len, 2, -0.1, 0.1)?); // m
+                buffers.push(self.input_buffer(len, 3, 0.0, 0.1)?); // v
+                output = 0;
+                let program = self.program::<T>(op)?;
+                let narrow = T::narrow;
+                let builder = self
+                    .kernel(&program, "adam_step")
+                    .global_work_size(super::round_up(len, wg))
+                    .local_work_size(wg)
+                    .arg(&buffers[0])
+                    .arg(&buffers[1])
+                    .arg(&buffers[2])
+                    .arg(&buffers[3])
+                    .arg(&buffers[0]) // last_step placeholder (flag off)
+                    .arg(narrow(hyper.beta1))
+                    .arg(narrow(1.0 - hyper.beta1))
+                    .arg(narrow(hyper.beta2))
+                    .arg(narrow(1.0 - hyper.beta2))
+                    .arg(narrow(correction1))
+                    .arg(narrow(correction2))
+                    .arg(narrow(hyper.learning_rate))
+                    .arg(narrow(hyper.eps))
+                    .arg(narrow(0.0))
+                    .arg(narrow(1.0))
+                    .arg(0u32)
+                    .arg(to_u32(op, len)?)
                     .build();
-                kernels.push(build(builder, "matmul")?);
+                kernels.push(build(builder, "adam_step")?);
             }
             Workload::Copy { .. }
             | Workload::Fma { .. }
@@ -827,6 +891,7 @@ pub fn target_workloads() -> Vec<Workload> {
         Workload::LayerNorm { rows, cols },
         Workload::LayerNormBackward { rows, cols },
         Workload::BceMean { len: 1 << 24 },
+        Workload::AdamStep { len: 1 << 24 },
         Workload::Matmul {
             m: 1024,
             k: 1024,

@@ -254,11 +254,11 @@ impl OpenCl {
             return Ok(());
         }
         let program = self.program::<T>(OP)?;
-        let wg = self.shared.row_work_group;
+        let (global, local) = self.column_launch(cols);
         let kernel = self
             .kernel(&program, "mul_rows_grad_b")
-            .global_work_size(round_up(cols, wg))
-            .local_work_size(wg)
+            .global_work_size(global)
+            .local_work_size(local)
             .arg(&grad_output.buffer)
             .arg(&x.buffer)
             .arg(&grad_b.buffer)
@@ -301,15 +301,16 @@ impl OpenCl {
         }
         let program = self.program::<T>(op)?;
         let wg = self.shared.row_work_group;
-        let (name, global) = if axis == 0 {
-            ("sum_columns", round_up(cols, wg))
+        let (name, global, local) = if axis == 0 {
+            let (global, local) = self.column_launch(cols);
+            ("sum_columns", global, local)
         } else {
-            ("sum_rows", rows * wg)
+            ("sum_rows", rows * wg, wg)
         };
         let kernel = self
             .kernel(&program, name)
             .global_work_size(global)
-            .local_work_size(wg)
+            .local_work_size(local)
             .arg(&x.buffer)
             .arg(&out.buffer)
             .arg(rows32)

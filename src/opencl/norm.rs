@@ -8,7 +8,25 @@ use super::{contiguous, round_up, to_u32, DeviceBuffer, OpenCl};
 use crate::backend::LayerNormGrads;
 use crate::{reference, validate, Error, Result, Scalar};
 
+/// Work-group size of a column kernel over fewer columns than the elementwise work-group.
+const NARROW_COLUMN_GROUP: usize = 16;
+
 impl OpenCl {
+    /// `(global, local)` of a column kernel (`layer_norm_param_grads`, `mul_rows_grad_b`,
+    /// `sum_columns`: one work item per column, a barrier per row, see `opencl/norm.cl`) over
+    /// `cols` columns: a work-group of the elementwise size (a group reads one row's columns
+    /// contiguously), or of [`NARROW_COLUMN_GROUP`] below that many columns, so that few items
+    /// idle. Two sizes only: PoCL compiles a kernel once per local size.
+    pub(super) fn column_launch(&self, cols: usize) -> (usize, usize) {
+        let wide = self.shared.elementwise_work_group;
+        let local = if cols >= wide {
+            wide
+        } else {
+            NARROW_COLUMN_GROUP.min(wide)
+        };
+        (round_up(cols.max(1), local), local)
+    }
+
     /// Enqueue LayerNorm over the rows of `x [rows, cols]`: per row, two-pass moments with the
     /// fixed work-group tree, `y_j = ((x_j − μ)·rstd)·γ_j + β_j`, `rstd = 1/√(var + eps)`
     /// (bound [`crate::tolerance::layer_norm`]). One work-group per row. `y` must differ from
@@ -117,10 +135,11 @@ impl OpenCl {
             self.enqueue(rows_kernel, "layer_norm_backward")?;
         }
         // rows = 0: the column pass writes the empty sums, zeros.
+        let (column_global, column_local) = self.column_launch(cols);
         let columns_kernel = self
             .kernel(&program, "layer_norm_param_grads")
-            .global_work_size(round_up(cols, wg))
-            .local_work_size(wg)
+            .global_work_size(column_global)
+            .local_work_size(column_local)
             .arg(&grad_output.buffer)
             .arg(&xhat_scratch.buffer)
             .arg(&grad_gamma.buffer)
