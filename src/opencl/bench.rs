@@ -734,10 +734,10 @@ impl OpenCl {
                 let hyper = crate::reference::optim::AdamHyper::new(1e-3, 0.9, 0.999, 1e-8);
                 let (correction1, correction2) =
                     crate::reference::optim::adam_bias_corrections(&hyper, 1);
-                buffers.push(self.input_buffer(len, 0, -1.0, 1.0)?); // θ
-                buffers.push(self.input_buffer(len, 1, -1.0, 1.0)?); // g
-                buffers.push(self.input_buffer(len, 2, -0.1, 0.1)?); // m
-                buffers.push(self.input_buffer(len, 3, 0.0, 0.1)?); // v
+                buffers.push(self.input_buffer(len, 0, -1.0, 1.0)?.keep(&mut leases)); // θ
+                buffers.push(self.input_buffer(len, 1, -1.0, 1.0)?.keep(&mut leases)); // g
+                buffers.push(self.input_buffer(len, 2, -0.1, 0.1)?.keep(&mut leases)); // m
+                buffers.push(self.input_buffer(len, 3, 0.0, 0.1)?.keep(&mut leases)); // v
                 output = 0;
                 let program = self.program::<T>(op)?;
                 let narrow = T::narrow;
