@@ -37,10 +37,10 @@ fn gradient_check<M: Model<f64> + Clone>(
     step: u64,
     tangent_seed: u64,
     rounding_chain: usize,
-) -> Result<f64, String> {
+) -> Result<f64, TestCaseError> {
     let (_, gradients) = model
         .loss_and_gradients(batch, step)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let lengths: Vec<usize> = model.parameters().iter().map(Array1::len).collect();
     let x = flat(model.parameters());
     let tangent: Vec<f64> = (0..x.len())
@@ -66,8 +66,13 @@ fn gradient_check<M: Model<f64> + Clone>(
     );
     if check.passes() {
         Ok(check.error_over_bound())
+    } else if !check.resolved {
+        // The loss has a feature narrower than any admissible step here (a LayerNorm row of
+        // almost zero variance: hidden 4 under dropout 0.3 can leave one); see
+        // `mloracle::gradcheck`'s "Resolution". Such a case proves nothing either way.
+        Err(TestCaseError::reject(check.to_string()))
     } else {
-        Err(check.to_string())
+        Err(TestCaseError::fail(check.to_string()))
     }
 }
 
@@ -157,7 +162,7 @@ proptest! {
         let model = Mlp::<f64>::new(mlp_config(widths.clone(), hidden, loss, seed))?;
         let batch = mlp_batch(n, widths[0], *widths.last().expect("≥ 2 widths"), seed);
         let k = 4 * (widths.iter().sum::<usize>() + n * widths.last().copied().unwrap_or(1));
-        gradient_check(&model, &batch, 0, seed, k).map_err(TestCaseError::fail)?;
+        gradient_check(&model, &batch, 0, seed, k)?;
     }
 
     /// Encoder (every head, causal or not, with dropout and padding): ⟨∇θ L, t⟩ against central
@@ -174,7 +179,7 @@ proptest! {
         let model = Encoder::<f64>::new(config)?;
         let data = encoder_batch(batch, seq, head, seed);
         let k = 64 * layers * (4 + 6 + seq) + 64 * batch * seq;
-        gradient_check(&model, &data, step, seed, k).map_err(TestCaseError::fail)?;
+        gradient_check(&model, &data, step, seed, k)?;
     }
 }
 
@@ -312,4 +317,21 @@ fn seed003_configuration_is_a_few_lines() {
         trainer.model.parameters().len(),
         "one name per parameter tensor"
     );
+}
+
+/// A case proptest once shrank to (Token head, 2 layers, causal, dropout 0.3, batch 1, seq 1,
+/// seed 380, step 2): ⟨VJP, t⟩ = 2.197e9 against a central difference of 2.239e7. The
+/// difference quotients at h and 2h disagree with each other as much as with the VJP, so the
+/// point is not resolved by any admissible step and the check must say so, not fail the VJP.
+#[test]
+fn an_unresolvable_encoder_case_is_reported_as_such() {
+    let head = EncoderHead::Token { classes: 3 };
+    let model = Encoder::<f64>::new(encoder_config(head, 2, true, 0.3, 380)).expect("valid");
+    let data = encoder_batch(1, 1, head, 380);
+    let k = 64 * 2 * (4 + 6 + 1) + 64;
+    match gradient_check(&model, &data, 2, 380, k) {
+        Ok(ratio) => eprintln!("seed-380 case resolved and passes at {ratio:.3}× bound"),
+        Err(TestCaseError::Reject(why)) => eprintln!("seed-380 case not resolved: {why}"),
+        Err(e) => panic!("a resolved failure: {e}"),
+    }
 }
