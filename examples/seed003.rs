@@ -15,6 +15,8 @@
 //! buffers and bytes) and the process RSS (`VmRSS` of `/proc/self/status`), to show a long run
 //! is memory-flat. With `both` the two backends step in lockstep and the example also prints
 //! the first step at which their losses differ by more than 1% (relative to the larger).
+//! It writes `target/mloracle-report/seed003-run.svg`: the largest loss of every window of
+//! [`WINDOW`] steps per backend, so that the jumps after the first exact zero stay visible.
 //!
 //! Measured (`--backend both --steps 100000`, seed 42, PoCL on a 2-core shared CPU, 2026-11-28):
 //! 1809 s (18.1 ms/step for both; 9.1 ms/step OpenCL alone, 2.4 ms/step reference alone over
@@ -35,6 +37,8 @@ use ndarray::{array, Array1};
 const BLOCK: usize = 10_000;
 /// Relative difference of the two loss traces reported as their divergence.
 const DIVERGENCE: f64 = 0.01;
+/// Steps per plotted point (the window's largest loss is plotted).
+const WINDOW: usize = 100;
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
     args.iter()
@@ -65,6 +69,8 @@ struct Trace {
     first_zero: Option<usize>,
     max_after_zero: f32,
     counts: Vec<(usize, usize)>,
+    window_max: f32,
+    curve: Vec<(f64, f64)>,
 }
 
 impl Trace {
@@ -76,6 +82,8 @@ impl Trace {
             first_zero: None,
             max_after_zero: 0.0,
             counts: Vec::new(),
+            window_max: 0.0,
+            curve: Vec::new(),
         }
     }
 
@@ -94,6 +102,11 @@ impl Trace {
             self.jumps = 0;
         }
         self.previous = loss;
+        self.window_max = self.window_max.max(loss);
+        if (i + 1) % WINDOW == 0 {
+            self.curve.push((i as f64, f64::from(self.window_max)));
+            self.window_max = 0.0;
+        }
     }
 
     fn print(&self, steps: usize) {
@@ -346,6 +359,10 @@ fn main() {
             None => println!("the traces never differ by > 1% in {steps} steps"),
         }
     }
+    match plot(&runs, steps) {
+        Ok(path) => println!("wrote {}", path.display()),
+        Err(e) => eprintln!("plot not written: {e}"),
+    }
     drop(runs);
     #[cfg(feature = "opencl")]
     if let Some(cl) = device_handle {
@@ -355,4 +372,51 @@ fn main() {
             rss_text()
         );
     }
+}
+
+/// Each backend's windowed largest loss against the step, one line per backend.
+fn plot(
+    runs: &[(Box<dyn Run>, Trace)],
+    steps: usize,
+) -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/mloracle-report");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("seed003-run.svg");
+    let top = runs
+        .iter()
+        .flat_map(|(_, t)| t.curve.iter().map(|&(_, y)| y))
+        .filter(|y| y.is_finite())
+        .fold(1.0f64, f64::max);
+    {
+        let root = SVGBackend::new(&path, (1000, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("seed 003: largest loss per {WINDOW} steps (f32)"),
+                ("sans-serif", 18),
+            )
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..steps.max(1) as f64, 0f64..top * 1.05)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("loss (nats)")
+            .draw()?;
+        for ((_, trace), colour) in runs.iter().zip([RED, BLUE]) {
+            chart
+                .draw_series(LineSeries::new(trace.curve.iter().copied(), colour))?
+                .label(trace.name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
+        root.present()?;
+    }
+    Ok(path)
 }
