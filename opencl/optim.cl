@@ -18,7 +18,7 @@
  * Only correctly rounded + - *: bitwise equal to reference::optim::sgd_step in the same type.
  * Bound: tolerance::sgd_step_bounds.  momentum_buffer and last_step are not accessed when their
  * flag is off (the host then passes `parameters` as a placeholder, hence no `restrict`). */
-__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+__kernel /* elementwise: any work-group size */
 void sgd_step(__global REAL* parameters, __global const REAL* restrict gradient,
               __global REAL* momentum_buffer, __global REAL* last_step,
               const REAL learning_rate, const REAL momentum, const REAL keep,
@@ -56,7 +56,7 @@ void sgd_step(__global REAL* parameters, __global const REAL* restrict gradient,
  * reference::optim::adam_step in double (/ and sqrt correctly rounded); in float / and sqrt are
  * allowed 2.5 and 3 ulp.  Bound: tolerance::adam_step_bounds.  last_step is not accessed without
  * OPTIM_WRITE_LAST_STEP (then a placeholder). */
-__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+__kernel /* elementwise: any work-group size */
 void adam_step(__global REAL* parameters, __global const REAL* restrict gradient,
                __global REAL* restrict first_moment, __global REAL* restrict second_moment,
                __global REAL* last_step,
@@ -83,7 +83,7 @@ void adam_step(__global REAL* parameters, __global const REAL* restrict gradient
 }
 
 /* PyTorch .grad semantics: stored <- fresh (accumulate = 0) or stored + fresh (accumulate = 1). */
-__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+__kernel /* elementwise: any work-group size */
 void store_gradients(__global REAL* restrict stored, __global const REAL* restrict fresh,
                      const uint accumulate, const uint n)
 {
@@ -133,7 +133,7 @@ void clip_norm_coefficient(__global const REAL* restrict partial, __global REAL*
 }
 
 /* x_i <- x_i * coefficient[0] (the clip coefficient stays on the device). Exact when it is 1. */
-__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+__kernel /* elementwise: any work-group size */
 void scale_by_device_scalar(__global REAL* restrict x, __global const REAL* restrict coefficient,
                             const uint n)
 {
@@ -144,7 +144,7 @@ void scale_by_device_scalar(__global REAL* restrict x, __global const REAL* rest
 
 /* clip_grad_value: x_i <- min(max(x_i, -c), c) by comparisons (NaN stays NaN, +-inf -> +-c).
  * Exact: bitwise equal to reference::optim::clip_grad_value. */
-__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+__kernel /* elementwise: any work-group size */
 void clip_by_value(__global REAL* restrict x, const REAL limit, const uint n)
 {
     const size_t i = get_global_id(0);
@@ -242,7 +242,7 @@ void std_finish(__global const REAL* restrict partial, __global REAL* stats,
 /* VJP of std: grad_i = (g*d_i)/(divisor*s), d_i = v_i - mean, with mean, Q and s from the
  * forward passes (stats); exactly 0 when the values are all equal or Q = 0.
  * Bound: tolerance::std_corrected_backward. */
-__kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
+__kernel /* elementwise: any work-group size */
 void std_backward(__global const REAL* restrict values, __global const REAL* restrict stats,
                   __global REAL* restrict grad, const REAL grad_output, const REAL divisor,
                   const uint n)

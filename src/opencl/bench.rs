@@ -743,8 +743,8 @@ impl OpenCl {
                 let narrow = T::narrow;
                 let builder = self
                     .kernel(&program, "adam_step")
-                    .global_work_size(super::round_up(len, wg))
-                    .local_work_size(wg)
+                    .global_work_size(super::round_up(len, ewg))
+                    .local_work_size(ewg)
                     .arg(&buffers[0])
                     .arg(&buffers[1])
                     .arg(&buffers[2])
