@@ -11,6 +11,9 @@
 //! `cargo run --release --example seed001 [-- --backend reference|opencl|both]` (`opencl` and
 //! `both` add the same runs through `Backend::train` on the reference and the OpenCL device).
 
+mod common;
+#[cfg(feature = "opencl")]
+use common::backend_choice;
 use std::error::Error;
 use std::path::PathBuf;
 
@@ -194,24 +197,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     cross_backend_section()
 }
 
-/// `--backend reference` (default), `--backend opencl` or `--backend both`: which backends the
-/// cross-backend section runs (`opencl` and `both` run the same configuration on the reference
-/// and on the default OpenCL device and print both; the section is skipped for `reference`).
-fn backend_choice() -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--backend")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| "reference".to_string())
-}
-
 #[cfg(not(feature = "opencl"))]
 fn cross_backend_section() -> Result<(), Box<dyn Error>> {
-    if backend_choice() != "reference" {
-        println!("  (built without the `opencl` feature: no OpenCL run)");
-    }
-    Ok(())
+    common::no_opencl_section()
 }
 
 /// Seed 001 on the reference and on OpenCL through `Backend::train` (f32, seeds 0–7, SGD lr 0.5 on

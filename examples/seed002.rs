@@ -10,6 +10,9 @@
 //! `cargo run --release --example seed002 [-- --steps N] [--backend reference|opencl|both]`
 //! (default 3000 GRU steps, ~10 s; `opencl`/`both` add the GRU runs on both backends).
 
+mod common;
+#[cfg(feature = "opencl")]
+use common::backend_choice;
 use std::error::Error;
 use std::path::PathBuf;
 
@@ -318,24 +321,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     cross_backend_section()
 }
 
-/// `--backend reference` (default), `--backend opencl` or `--backend both`: which backends the
-/// cross-backend section runs (`opencl` and `both` run the same configuration on the reference
-/// and on the default OpenCL device and print both; the section is skipped for `reference`).
-fn backend_choice() -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--backend")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| "reference".to_string())
-}
-
 #[cfg(not(feature = "opencl"))]
 fn cross_backend_section() -> Result<(), Box<dyn Error>> {
-    if backend_choice() != "reference" {
-        println!("  (built without the `opencl` feature: no OpenCL run)");
-    }
-    Ok(())
+    common::no_opencl_section()
 }
 
 /// Seed 002 on the reference and on OpenCL through `Backend::train` (f32 GRU, seed 1, constant
