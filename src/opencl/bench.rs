@@ -721,10 +721,9 @@ impl OpenCl {
                     .arg(&buffers[2])
                     .arg(m32)
                     .arg(k32)
-                    .arg(n32);
-                if name == "matmul" {
-                    builder.arg(0u32).arg(0u32);
-                }
+                    .arg(n32)
+                    .arg(0u32)
+                    .arg(0u32);
                 kernels.push(build(builder.build(), name)?);
             }
             Workload::AdamStep { len } => {

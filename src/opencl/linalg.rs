@@ -34,19 +34,22 @@ impl OpenCl {
             return Ok(());
         }
         let program = self.program::<T>(op)?;
-        if batch == 1 && !transpose_a && !transpose_b && self.shared.blocked_matmul {
-            // CPU devices: the register-blocked kernel (opencl/matmul.cl), same summation order.
-            let (global, local) = super::matmul_geometry(m, n, self.shared.row_work_group);
+        if self.shared.blocked_matmul {
+            // CPU devices: the register-blocked kernel (opencl/matmul.cl) for every
+            // transposition and batch, same summation order.
+            let ([cols, rows], local) = super::matmul_geometry(m, n, self.shared.row_work_group);
             let kernel = self
                 .kernel(&program, "matmul_blocked")
-                .global_work_size(global)
-                .local_work_size(local)
+                .global_work_size((cols, rows, batch))
+                .local_work_size((local[0], local[1], 1))
                 .arg(&a.buffer)
                 .arg(&b.buffer)
                 .arg(&c.buffer)
                 .arg(m32)
                 .arg(k32)
                 .arg(n32)
+                .arg(u32::from(transpose_a))
+                .arg(u32::from(transpose_b))
                 .build();
             return self.enqueue(kernel, "matmul_blocked");
         }
