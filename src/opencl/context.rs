@@ -24,6 +24,9 @@ pub(crate) struct DeviceContext {
     pub(crate) is_cpu: bool,
     /// `CL_DEVICE_MAX_MEM_ALLOC_SIZE` in bytes (0 when the query failed: no limit checked).
     pub(crate) max_allocation_bytes: u64,
+    /// `CL_DEVICE_MEM_BASE_ADDR_ALIGN` in bytes: the alignment of a sub-buffer's origin
+    /// (1024 bits assumed when the query fails, the largest value in common drivers' tables).
+    pub(crate) base_alignment_bytes: usize,
 }
 
 fn is_gpu(device: &Device) -> bool {
@@ -118,6 +121,10 @@ pub(crate) fn open(filter: Option<&str>) -> Result<DeviceContext> {
         max_allocation_bytes: match device.info(DeviceInfo::MaxMemAllocSize) {
             Ok(DeviceInfoResult::MaxMemAllocSize(bytes)) => bytes,
             _ => 0,
+        },
+        base_alignment_bytes: match device.info(DeviceInfo::MemBaseAddrAlign) {
+            Ok(DeviceInfoResult::MemBaseAddrAlign(bits)) => (bits as usize / 8).max(1),
+            _ => 128,
         },
     })
 }

@@ -555,7 +555,7 @@ impl OpenCl {
         Ok(DeviceBuffer {
             buffer,
             len: data.len(),
-            _lease: lease,
+            _lease: Some(lease),
         })
     }
 
@@ -571,8 +571,89 @@ impl OpenCl {
         Ok(DeviceBuffer {
             buffer,
             len,
-            _lease: lease,
+            _lease: Some(lease),
         })
+    }
+
+    /// One zeroed device allocation holding `lengths.len()` tensors, each a sub-buffer that
+    /// starts at a multiple of the device's `CL_DEVICE_MEM_BASE_ADDR_ALIGN`; the gaps between
+    /// them are zeros too. Kernels over the whole allocation (one launch for all tensors: the
+    /// optimizer step, gradient clipping, accumulation) see every tensor plus zero padding,
+    /// and an elementwise update maps zeros to zeros. The allocation counts once in
+    /// [`OpenCl::memory`]. When `values` is given, its arrays (one per length) are written in.
+    ///
+    /// Errors: `EmptyInput` for no tensors or an empty one, `ShapeMismatch` if `values` does
+    /// not match `lengths`, `TooLarge` past the device's allocation limit, OpenCL errors.
+    pub fn segmented_buffer<T: Scalar>(
+        &self,
+        lengths: &[usize],
+        values: Option<&[ndarray::Array1<T>]>,
+    ) -> Result<Segmented<T>> {
+        const OP: &str = "segmented_buffer";
+        if lengths.is_empty() || lengths.contains(&0) {
+            return Err(Error::EmptyInput {
+                op: OP,
+                detail: format!("every segment needs ≥ 1 element, got lengths {lengths:?}"),
+            });
+        }
+        if let Some(values) = values {
+            let given: Vec<usize> = values.iter().map(ndarray::Array1::len).collect();
+            if given != lengths {
+                return Err(Error::ShapeMismatch {
+                    op: OP,
+                    detail: format!("values of lengths {given:?} for segments {lengths:?}"),
+                });
+            }
+        }
+        let align = (self.shared.device.base_alignment_bytes / std::mem::size_of::<T>()).max(1);
+        let mut offsets = Vec::with_capacity(lengths.len());
+        let mut end = 0usize;
+        for &len in lengths {
+            let offset = end.div_ceil(align).checked_mul(align);
+            let next = offset.and_then(|o| o.checked_add(len));
+            let (Some(offset), Some(next)) = (offset, next) else {
+                return Err(Error::TooLarge {
+                    op: OP,
+                    what: "total length",
+                    value: u128::MAX,
+                    limit: usize::MAX as u128,
+                });
+            };
+            offsets.push(offset);
+            end = next;
+        }
+        let mut host = vec![T::zero(); end];
+        if let Some(values) = values {
+            for (value, &offset) in values.iter().zip(&offsets) {
+                for (slot, &v) in host[offset..offset + value.len()].iter_mut().zip(value) {
+                    *slot = v;
+                }
+            }
+        }
+        let whole = self.zeros_buffer::<T>(end)?;
+        whole
+            .buffer
+            .write(&host)
+            .enq()
+            .map_err(|e| Error::opencl(format!("writing {end} elements"), e))?;
+        let parts = lengths
+            .iter()
+            .zip(&offsets)
+            .map(|(&len, &offset)| {
+                let buffer = whole
+                    .buffer
+                    .create_sub_buffer(Some(flags::MEM_READ_WRITE), offset, len)
+                    .map_err(|e| {
+                        Error::opencl(format!("creating a sub-buffer at {offset} of {len}"), e)
+                    })?;
+                Ok(DeviceBuffer {
+                    buffer,
+                    len,
+                    _lease: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Segmented { parts, whole })
     }
 
     /// Read a device buffer back to the host (blocking).
@@ -595,8 +676,29 @@ impl OpenCl {
 pub struct DeviceBuffer<T: Scalar> {
     buffer: Buffer<T>,
     len: usize,
-    /// Released (uncounted) when the buffer drops.
-    _lease: Lease,
+    /// Released (uncounted) when the buffer drops; `None` for a sub-buffer of a
+    /// [`Segmented`] allocation, which counts once, through its whole buffer.
+    _lease: Option<Lease>,
+}
+
+/// Tensors in one device allocation ([`OpenCl::segmented_buffer`]): each part is a sub-buffer
+/// of `whole` (aligned, zero gaps between parts).
+pub struct Segmented<T: Scalar> {
+    /// The tensors, in order (dropped before `whole`).
+    parts: Vec<DeviceBuffer<T>>,
+    whole: DeviceBuffer<T>,
+}
+
+impl<T: Scalar> Segmented<T> {
+    /// The tensors, each a sub-buffer.
+    pub fn parts(&self) -> &[DeviceBuffer<T>] {
+        &self.parts
+    }
+
+    /// The whole allocation: every part plus the zero padding between parts.
+    pub fn whole(&self) -> &DeviceBuffer<T> {
+        &self.whole
+    }
 }
 
 impl<T: Scalar> DeviceBuffer<T> {

@@ -787,6 +787,58 @@ mod device_memory {
         assert_eq!(live(&cl), (0, 0), "every temporary freed: {memory:?}");
     }
 
+    /// A segmented allocation counts once; its parts are sub-buffers at aligned offsets that
+    /// read back what was written, the padding between them is zero, and bad lengths are
+    /// typed errors.
+    #[test]
+    fn segmented_buffers_count_once_and_keep_their_parts() {
+        let Some(cl) = own_context() else { return };
+        let values = [
+            Array1::from(vec![1.0f32, 2.0, 3.0]),
+            Array1::from(vec![-4.0f32; 37]),
+            Array1::from(vec![0.25f32]),
+        ];
+        let lengths = [3, 37, 1];
+        let segmented = cl
+            .segmented_buffer(&lengths, Some(&values))
+            .expect("segmented");
+        let whole = segmented.whole();
+        assert_eq!(live(&cl), (1, 4 * whole.len() as u64), "one allocation");
+        assert_eq!(segmented.parts().len(), 3);
+        for (part, value) in segmented.parts().iter().zip(&values) {
+            assert_eq!(cl.read_buffer(part).expect("read"), value.to_vec());
+        }
+        let flat = cl.read_buffer(whole).expect("read");
+        let nonzero: f32 = flat.iter().map(|v| v.abs()).sum();
+        assert_eq!(
+            nonzero,
+            6.0 + 4.0 * 37.0 + 0.25,
+            "only the parts are nonzero"
+        );
+        assert!(whole.len() >= 41, "the parts fit");
+        let zeros = cl.segmented_buffer::<f32>(&lengths, None).expect("zeros");
+        assert!(cl
+            .read_buffer(zeros.whole())
+            .expect("read")
+            .iter()
+            .all(|&v| v == 0.0));
+        drop((segmented, zeros));
+        assert_eq!(live(&cl), (0, 0));
+        assert!(matches!(
+            cl.segmented_buffer::<f32>(&[], None),
+            Err(Error::EmptyInput { .. })
+        ));
+        assert!(matches!(
+            cl.segmented_buffer::<f32>(&[3, 0], None),
+            Err(Error::EmptyInput { .. })
+        ));
+        assert!(matches!(
+            cl.segmented_buffer(&[3, 2], Some(&values[..2])),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert_eq!(live(&cl), (0, 0), "failed requests allocate nothing");
+    }
+
     /// A device trainer holds a fixed set of buffers: each step allocates only temporaries and
     /// frees them, so the live count after every step equals the count after construction;
     /// dropping the trainer (or a whole `Backend::train`) returns to zero.

@@ -8,9 +8,14 @@
 //! stored = fresh  (ZeroEachStep: the model writes into `stored` directly)
 //! stored += fresh (Accumulate)                          enqueue_store_gradients
 //! clip_grad_norm(stored, max_norm)                      two-pass reduction + scale, on the device
-//! lr = base · schedule(i)  (host);  optimizer step      one fused kernel per tensor
+//! lr = base · schedule(i)  (host);  optimizer step      one fused kernel for all tensors
 //! read back loss                                        the only transfer of the step
 //! ```
+//! Parameters, gradients and optimizer state each live in one [`Segmented`] allocation (one
+//! sub-buffer per tensor, zero padding between them), so accumulation, clipping and the
+//! optimizer step are one launch each for the whole model, not one per tensor: the updates are
+//! elementwise, the padding stays zero under them (Adam and SGD map a zero parameter with zero
+//! gradient and zero state to zero), and the clipping norm's sum gains only exact zeros.
 //! Every kernel runs on one in-order queue, and every reduction has a fixed order, so a run is
 //! bitwise reproducible on the same device.
 
@@ -20,7 +25,7 @@ mod mlp;
 
 use ndarray::Array1;
 
-use super::{DeviceBuffer, OpenCl};
+use super::{DeviceBuffer, OpenCl, Segmented};
 use crate::reference::models::{OptimizerConfig, TrainingConfig, TrainingRun, TrainingTask};
 use crate::reference::optim::GradientMode;
 use crate::{Error, Result, Scalar};
@@ -42,11 +47,11 @@ pub(crate) trait DeviceModel<T: Scalar> {
 
 enum DeviceOptimizer<T: Scalar> {
     Sgd {
-        momentum: Option<Vec<DeviceBuffer<T>>>,
+        momentum: Option<Segmented<T>>,
     },
     Adam {
-        first_moment: Vec<DeviceBuffer<T>>,
-        second_moment: Vec<DeviceBuffer<T>>,
+        first_moment: Segmented<T>,
+        second_moment: Segmented<T>,
     },
 }
 
@@ -55,9 +60,9 @@ pub struct DeviceTrainer<T: Scalar> {
     cl: OpenCl,
     model: Box<dyn DeviceModel<T> + Send>,
     config: TrainingConfig,
-    parameters: Vec<DeviceBuffer<T>>,
-    stored: Vec<DeviceBuffer<T>>,
-    fresh: Option<Vec<DeviceBuffer<T>>>,
+    parameters: Segmented<T>,
+    stored: Segmented<T>,
+    fresh: Option<Segmented<T>>,
     optimizer: DeviceOptimizer<T>,
     loss: DeviceBuffer<T>,
     norm: DeviceBuffer<T>,
@@ -68,7 +73,7 @@ impl<T: Scalar> std::fmt::Debug for DeviceTrainer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceTrainer")
             .field("device", &self.cl.device_label())
-            .field("tensors", &self.parameters.len())
+            .field("tensors", &self.parameters.parts().len())
             .field("step", &self.step)
             .finish()
     }
@@ -96,13 +101,8 @@ impl<T: Scalar> DeviceTrainer<T> {
         };
         let host_parameters = task.parameters();
         let lengths: Vec<usize> = host_parameters.iter().map(Array1::len).collect();
-        let parameters = host_parameters
-            .iter()
-            .map(|p| cl.upload_writable(&p.to_vec()))
-            .collect::<Result<Vec<_>>>()?;
-        let zeros = |cl: &OpenCl| -> Result<Vec<DeviceBuffer<T>>> {
-            lengths.iter().map(|&n| zeroed(cl, n)).collect()
-        };
+        let parameters = cl.segmented_buffer(&lengths, Some(host_parameters))?;
+        let zeros = |cl: &OpenCl| cl.segmented_buffer::<T>(&lengths, None);
         let stored = zeros(cl)?;
         let fresh = match config.gradient_mode {
             GradientMode::ZeroEachStep => None,
@@ -149,24 +149,30 @@ impl<T: Scalar> DeviceTrainer<T> {
             .learning_rate(self.config.base_learning_rate, step)?;
         let cl = &self.cl;
         let target = self.fresh.as_ref().unwrap_or(&self.stored);
-        self.model
-            .enqueue_loss_and_gradients(cl, &self.parameters, target, &self.loss, step)?;
+        self.model.enqueue_loss_and_gradients(
+            cl,
+            self.parameters.parts(),
+            target.parts(),
+            &self.loss,
+            step,
+        )?;
+        let (theta, stored) = (self.parameters.whole(), self.stored.whole());
         if let Some(fresh) = &self.fresh {
-            for (stored, fresh) in self.stored.iter().zip(fresh) {
-                cl.enqueue_store_gradients(stored, fresh, GradientMode::Accumulate, stored.len())?;
-            }
+            cl.enqueue_store_gradients(
+                stored,
+                fresh.whole(),
+                GradientMode::Accumulate,
+                stored.len(),
+            )?;
         }
         if let Some(max_norm) = self.config.clip_grad_norm {
-            let gradients: Vec<&DeviceBuffer<T>> = self.stored.iter().collect();
-            cl.enqueue_clip_grad_norm(&gradients, max_norm, &self.norm)?;
+            cl.enqueue_clip_grad_norm(&[stored], max_norm, &self.norm)?;
         }
         match (&self.optimizer, self.config.optimizer) {
             (DeviceOptimizer::Sgd { momentum }, OptimizerConfig::Sgd(mut hyper)) => {
                 hyper.learning_rate = learning_rate;
-                for (i, (theta, g)) in self.parameters.iter().zip(&self.stored).enumerate() {
-                    let buffer = momentum.as_ref().and_then(|m| m.get(i));
-                    cl.enqueue_sgd_step(theta, g, buffer, &hyper, step == 0, theta.len())?;
-                }
+                let buffer = momentum.as_ref().map(Segmented::whole);
+                cl.enqueue_sgd_step(theta, stored, buffer, &hyper, step == 0, theta.len())?;
             }
             (
                 DeviceOptimizer::Adam {
@@ -176,15 +182,15 @@ impl<T: Scalar> DeviceTrainer<T> {
                 OptimizerConfig::Adam(mut hyper),
             ) => {
                 hyper.learning_rate = learning_rate;
-                for (((theta, g), m), v) in self
-                    .parameters
-                    .iter()
-                    .zip(&self.stored)
-                    .zip(first_moment)
-                    .zip(second_moment)
-                {
-                    cl.enqueue_adam_step(theta, g, m, v, &hyper, step + 1, theta.len())?;
-                }
+                cl.enqueue_adam_step(
+                    theta,
+                    stored,
+                    first_moment.whole(),
+                    second_moment.whole(),
+                    &hyper,
+                    step + 1,
+                    theta.len(),
+                )?;
             }
             _ => {
                 return Err(Error::InvalidParameter {
@@ -210,6 +216,7 @@ impl<T: Scalar> DeviceTrainer<T> {
     /// The parameters, read back.
     pub fn parameters(&self) -> Result<Vec<Array1<T>>> {
         self.parameters
+            .parts()
             .iter()
             .map(|p| self.cl.read_buffer(p).map(Array1::from))
             .collect()
@@ -218,6 +225,7 @@ impl<T: Scalar> DeviceTrainer<T> {
     /// The gradients the optimizer saw last, read back.
     pub fn gradients(&self) -> Result<Vec<Array1<T>>> {
         self.stored
+            .parts()
             .iter()
             .map(|p| self.cl.read_buffer(p).map(Array1::from))
             .collect()
