@@ -10,6 +10,8 @@ use crate::reference::{DropoutOutput, Reduction};
 use crate::rng::RandomKey;
 use crate::{Error, Result, Scalar};
 
+mod composed;
+
 /// Names of every op in the trait, in the order the suite runs them.
 ///
 /// One name is shared by the reference fn, the kernel, the `Backend` method, the bound fn in
@@ -68,6 +70,32 @@ pub const OPS: &[&str] = &[
     "train",
 ];
 
+/// The ops with a composed default (see [`Backend`]), each with the ops it is composed of. A
+/// backend that implements those parts gets the op; one that lacks a part gets
+/// [`Error::Unsupported`] for the composed op itself, its `reason` naming the part. Every other
+/// op of [`OPS`] is in the required core (its default returns [`Error::Unsupported`]).
+pub const COMPOSED_OPS: &[(&str, &[&str])] = &[
+    ("bce_with_logits_mean", &["bce_with_logits"]),
+    (
+        "bce_with_logits_mean_backward",
+        &["bce_with_logits_backward"],
+    ),
+    ("matmul_backward", &["matmul"]),
+    ("batched_matmul", &["matmul"]),
+    ("batched_matmul_backward", &["matmul"]),
+    ("add_rows_backward", &["sum_axis"]),
+    ("mul_rows_backward", &["mul_rows", "matmul"]),
+    ("mean_axis", &["sum_axis"]),
+    ("mean_axis_backward", &["sum_axis_backward"]),
+    ("cross_entropy", &["log_softmax_rows"]),
+    ("cross_entropy_backward", &["softmax_rows"]),
+    ("attention", &["matmul", "softmax_rows"]),
+    (
+        "attention_backward",
+        &["matmul", "softmax_rows", "softmax_rows_backward"],
+    ),
+];
+
 /// Gradients of LayerNorm: `(grad_x, grad_gamma, grad_beta)`.
 pub type LayerNormGrads<T> = (Array2<T>, Array1<T>, Array1<T>);
 
@@ -86,10 +114,34 @@ pub fn unsupported<T: Scalar>(backend: &str, op: &'static str) -> Error {
 
 /// A backend computes ML ops on `ndarray` views and returns owned arrays.
 ///
-/// Every op has a default body returning [`Error::Unsupported`], so a backend implements what
-/// it has and keeps compiling as ops are added; the suite reports what is missing as
-/// `SKIPPED (unsupported)`, never as passed. Implementations must validate their inputs and
-/// return typed errors (see [`crate::validate`]); they must not panic.
+/// The trait has a small **required core** and **composed defaults**; a backend implements
+/// what it has and keeps compiling as ops are added.
+///
+/// - **Required core**: every op not listed below (`log_sum_exp_rows`, `softmax_rows`,
+///   `log_softmax_rows`, `matmul`, the activations and their VJPs, `add_rows`, `layer_norm`
+///   and its VJP, `transpose`, `mul_rows`, `sum_axis`, `sum_axis_backward`,
+///   `softmax_rows_backward`, `log_softmax_rows_backward`, `bce_with_logits` and `mse` and
+///   their VJPs, `embedding`, `dropout` and their VJPs, `std_corrected` and its VJP, the
+///   optimizer steps, the two clippings and `train`). Their default body returns
+///   [`Error::Unsupported`].
+/// - **Composed defaults** ([`COMPOSED_OPS`]), for the ops whose reference definition is
+///   itself a composition of other ops: `matmul_backward`, `batched_matmul`,
+///   `batched_matmul_backward` (from `matmul`), `add_rows_backward` (`sum_axis`),
+///   `mul_rows_backward` (`mul_rows`, `matmul`), `mean_axis` (`sum_axis`),
+///   `mean_axis_backward` (`sum_axis_backward`), `bce_with_logits_mean` (`bce_with_logits`),
+///   `bce_with_logits_mean_backward` (`bce_with_logits_backward`), `cross_entropy`
+///   (`log_softmax_rows`), `cross_entropy_backward` (`softmax_rows`), `attention` (`matmul`,
+///   `softmax_rows`) and `attention_backward` (`matmul`, `softmax_rows`,
+///   `softmax_rows_backward`). Each validates its inputs as the reference does, calls the
+///   backend's own parts and does on the host only the arithmetic the reference does there,
+///   in the same order and in `T`: it is the reference's formula evaluated with the backend's
+///   parts, so the op's documented bound holds whenever the parts pass. A backend without a
+///   fused kernel therefore still passes; one with a fused kernel overrides the default.
+///
+/// An op whose part is missing is [`Error::Unsupported`] under its own name (the `reason`
+/// names the part). The suite reports every unsupported op as `SKIPPED (unsupported)` by name,
+/// never as passed. Implementations must validate their inputs and return typed errors (see
+/// [`crate::validate`]); they must not panic.
 ///
 /// Semantics of each op (formula, NaN/∞ policy, bound) are documented on the reference
 /// functions in [`crate::reference`], which are the specification.
@@ -117,28 +169,31 @@ pub trait Backend<T: Scalar>: Send + Sync {
     }
 
     /// Mean binary cross-entropy from logits; see [`crate::reference::bce_with_logits_mean`].
+    ///
+    /// Composed default: `bce_with_logits(z, y, Mean)`, which the reference defines as this op
+    /// (the same sum and division), so the bound is the reference's,
+    /// [`crate::tolerance::bce_with_logits_mean`].
     fn bce_with_logits_mean(
         &self,
         logits: ArrayView1<'_, T>,
         labels: ArrayView1<'_, T>,
     ) -> Result<T> {
-        let _ = (logits, labels);
-        Err(unsupported::<T>(&self.name(), "bce_with_logits_mean"))
+        composed::bce_with_logits_mean(self, logits, labels)
     }
 
     /// Gradient of [`Backend::bce_with_logits_mean`] with respect to the logits, times the
     /// upstream gradient `grad_output`; see [`crate::reference::bce_with_logits_mean_backward`].
+    ///
+    /// Composed default: `bce_with_logits_backward(z, y, Mean, g)`, which the reference defines
+    /// as this op, so the bound is the reference's,
+    /// [`crate::tolerance::bce_with_logits_mean_backward`].
     fn bce_with_logits_mean_backward(
         &self,
         logits: ArrayView1<'_, T>,
         labels: ArrayView1<'_, T>,
         grad_output: T,
     ) -> Result<Array1<T>> {
-        let _ = (logits, labels, grad_output);
-        Err(unsupported::<T>(
-            &self.name(),
-            "bce_with_logits_mean_backward",
-        ))
+        composed::bce_with_logits_mean_backward(self, logits, labels, grad_output)
     }
 
     /// Matrix product `[m, k]·[k, n]`; see [`crate::reference::matmul`] (`k = 0` gives zeros).
@@ -263,31 +318,38 @@ pub trait Backend<T: Scalar>: Send + Sync {
     }
 
     /// VJP of [`Backend::matmul`]: `(g·Bᵀ, Aᵀ·g)`; see [`crate::reference::matmul_backward`].
+    ///
+    /// Composed default: `(matmul(g, b.t()), matmul(a.t(), g))`, the reference's formula, so the
+    /// bound is the reference's, [`crate::tolerance::matmul_backward`].
     fn matmul_backward(
         &self,
         a: ArrayView2<'_, T>,
         b: ArrayView2<'_, T>,
         grad_output: ArrayView2<'_, T>,
     ) -> Result<(Array2<T>, Array2<T>)> {
-        let _ = (a, b, grad_output);
-        Err(unsupported::<T>(&self.name(), "matmul_backward"))
+        composed::matmul_backward(self, a, b, grad_output)
     }
 
     /// Batched matrix product `[B, m, k]·[B, k, n]`; see [`crate::reference::batched_matmul`].
+    ///
+    /// Composed default: `matmul(a_s, b_s)` for each batch entry `s`, the reference's formula,
+    /// so the bound is the reference's, [`crate::tolerance::batched_matmul`].
     fn batched_matmul(&self, a: ArrayView3<'_, T>, b: ArrayView3<'_, T>) -> Result<Array3<T>> {
-        let _ = (a, b);
-        Err(unsupported::<T>(&self.name(), "batched_matmul"))
+        composed::batched_matmul(self, a, b)
     }
 
     /// VJP of [`Backend::batched_matmul`]; see [`crate::reference::batched_matmul_backward`].
+    ///
+    /// Composed default: `(matmul(g_s, b_s.t()), matmul(a_s.t(), g_s))` for each batch entry,
+    /// the reference's formula, so the bound is the reference's,
+    /// [`crate::tolerance::batched_matmul_backward`].
     fn batched_matmul_backward(
         &self,
         a: ArrayView3<'_, T>,
         b: ArrayView3<'_, T>,
         grad_output: ArrayView3<'_, T>,
     ) -> Result<(Array3<T>, Array3<T>)> {
-        let _ = (a, b, grad_output);
-        Err(unsupported::<T>(&self.name(), "batched_matmul_backward"))
+        composed::batched_matmul_backward(self, a, b, grad_output)
     }
 
     /// Transpose, materialised row-major; see [`crate::reference::transpose`].
@@ -297,9 +359,12 @@ pub trait Backend<T: Scalar>: Send + Sync {
     }
 
     /// VJP of [`Backend::add_rows`]: `(g, Σ_rows g)`; see [`crate::reference::add_rows_backward`].
+    ///
+    /// Composed default: `(g, sum_axis(g, 0))` (the reference's column sums are `sum_axis` over
+    /// axis 0), so the bound is the reference's: `grad_x` exact, `grad_b`
+    /// [`crate::tolerance::sum_axis`] over axis 0.
     fn add_rows_backward(&self, grad_output: ArrayView2<'_, T>) -> Result<(Array2<T>, Array1<T>)> {
-        let _ = grad_output;
-        Err(unsupported::<T>(&self.name(), "add_rows_backward"))
+        composed::add_rows_backward(self, grad_output)
     }
 
     /// Multiply every row of `x [m, n]` by `b [n]`; see [`crate::reference::mul_rows`].
@@ -309,14 +374,19 @@ pub trait Backend<T: Scalar>: Send + Sync {
     }
 
     /// VJP of [`Backend::mul_rows`]; see [`crate::reference::mul_rows_backward`].
+    ///
+    /// Composed default: `grad_x = mul_rows(g, b)` (`g_ij·b_j`) and, per column `j`,
+    /// `grad_b_j = matmul(g[:, j]ᵀ, x[:, j])`, the length-`m` dot product `Σ_i g_ij·x_ij` of the
+    /// reference. The same formula, so the bounds are the reference's:
+    /// [`crate::tolerance::mul_rows`] (with `x := g`) and
+    /// [`crate::tolerance::mul_rows_backward_grad_b`] (= `matmul`'s bound for that product).
     fn mul_rows_backward(
         &self,
         x: ArrayView2<'_, T>,
         b: ArrayView1<'_, T>,
         grad_output: ArrayView2<'_, T>,
     ) -> Result<(Array2<T>, Array1<T>)> {
-        let _ = (x, b, grad_output);
-        Err(unsupported::<T>(&self.name(), "mul_rows_backward"))
+        composed::mul_rows_backward(self, x, b, grad_output)
     }
 
     /// Sum over `axis` (0: columns' sums, 1: rows' sums); see [`crate::reference::sum_axis`].
@@ -337,20 +407,26 @@ pub trait Backend<T: Scalar>: Send + Sync {
     }
 
     /// Mean over `axis`; see [`crate::reference::mean_axis`].
+    ///
+    /// Composed default: `sum_axis(x, axis)` then one division by the axis length in `T`, the
+    /// reference's formula (with its `EmptyInput` for an empty axis), so the bound is the
+    /// reference's, [`crate::tolerance::mean_axis`].
     fn mean_axis(&self, x: ArrayView2<'_, T>, axis: usize) -> Result<Array1<T>> {
-        let _ = (x, axis);
-        Err(unsupported::<T>(&self.name(), "mean_axis"))
+        composed::mean_axis(self, x, axis)
     }
 
     /// VJP of [`Backend::mean_axis`]; see [`crate::reference::mean_axis_backward`].
+    ///
+    /// Composed default: `sum_axis_backward(shape, axis, g)` then one division by the axis
+    /// length in `T`, the reference's formula, so the bound is the reference's,
+    /// [`crate::tolerance::mean_axis_backward`].
     fn mean_axis_backward(
         &self,
         shape: (usize, usize),
         axis: usize,
         grad_output: ArrayView1<'_, T>,
     ) -> Result<Array2<T>> {
-        let _ = (shape, axis, grad_output);
-        Err(unsupported::<T>(&self.name(), "mean_axis_backward"))
+        composed::mean_axis_backward(self, shape, axis, grad_output)
     }
 
     /// VJP of the row softmax from its **output** `y`; see
@@ -425,6 +501,11 @@ pub trait Backend<T: Scalar>: Send + Sync {
 
     /// Softmax cross-entropy from logits `[n, c]` and class targets with `ignore_index`; see
     /// [`crate::reference::cross_entropy`].
+    ///
+    /// Composed default: `y = log_softmax_rows(z)`, then on the host the reference's sequential
+    /// sum of `−y_{i,c_i}` over the active rows and its division: the reference's formula, so
+    /// the bound is the reference's, [`crate::tolerance::cross_entropy`] (built on
+    /// `log_softmax_rows`'s bound).
     fn cross_entropy(
         &self,
         logits: ArrayView2<'_, T>,
@@ -432,12 +513,16 @@ pub trait Backend<T: Scalar>: Send + Sync {
         ignore_index: i64,
         reduction: Reduction,
     ) -> Result<T> {
-        let _ = (logits, targets, ignore_index, reduction);
-        Err(unsupported::<T>(&self.name(), "cross_entropy"))
+        composed::cross_entropy(self, logits, targets, ignore_index, reduction)
     }
 
     /// Gradient of [`Backend::cross_entropy`] with respect to the logits; see
     /// [`crate::reference::cross_entropy_backward`].
+    ///
+    /// Composed default: `p = softmax_rows(z)`, then on the host the reference's
+    /// `((p_ij − [j = c_i])·g) / count` (0 on ignored rows): the reference's formula, so the
+    /// bound is the reference's, [`crate::tolerance::cross_entropy_backward`] (built on
+    /// `softmax_rows`'s bound).
     fn cross_entropy_backward(
         &self,
         logits: ArrayView2<'_, T>,
@@ -446,8 +531,14 @@ pub trait Backend<T: Scalar>: Send + Sync {
         reduction: Reduction,
         grad_output: T,
     ) -> Result<Array2<T>> {
-        let _ = (logits, targets, ignore_index, reduction, grad_output);
-        Err(unsupported::<T>(&self.name(), "cross_entropy_backward"))
+        composed::cross_entropy_backward(
+            self,
+            logits,
+            targets,
+            ignore_index,
+            reduction,
+            grad_output,
+        )
     }
 
     /// Embedding lookup `table[ids]`; see [`crate::reference::embedding`].
@@ -493,6 +584,11 @@ pub trait Backend<T: Scalar>: Send + Sync {
 
     /// Scaled dot-product attention per batch and head, `[batch, heads, seq, head_dim]`, with an
     /// additive key mask `[batch, seq]`; see [`crate::reference::attention`].
+    ///
+    /// Composed default, per batch entry and head: `S = matmul(Q, Kᵀ)`, then on the host
+    /// `S_ij·scale + mask_j` with `scale = round_T(1/√d)` (the reference's arithmetic), then
+    /// `P = softmax_rows(S)` and `O = matmul(P, V)`: the reference's formula, so the bound is
+    /// the reference's, [`crate::tolerance::attention`] (composed from the parts' bounds).
     fn attention(
         &self,
         q: ArrayView4<'_, T>,
@@ -500,11 +596,16 @@ pub trait Backend<T: Scalar>: Send + Sync {
         v: ArrayView4<'_, T>,
         key_mask: ArrayView2<'_, T>,
     ) -> Result<Array4<T>> {
-        let _ = (q, k, v, key_mask);
-        Err(unsupported::<T>(&self.name(), "attention"))
+        composed::attention(self, q, k, v, key_mask)
     }
 
     /// VJP of [`Backend::attention`]; see [`crate::reference::attention_backward`].
+    ///
+    /// Composed default, per batch entry and head, recomputing `P` as [`Backend::attention`]'s
+    /// default does: `∂V = matmul(Pᵀ, G)`, `∂P = matmul(G, Vᵀ)`,
+    /// `∂S = softmax_rows_backward(P, ∂P)·scale` (the product on the host),
+    /// `∂Q = matmul(∂S, K)`, `∂K = matmul(∂Sᵀ, Q)`: the reference's formula, so the bound is
+    /// the reference's, [`crate::tolerance::attention_backward`].
     fn attention_backward(
         &self,
         q: ArrayView4<'_, T>,
@@ -513,8 +614,7 @@ pub trait Backend<T: Scalar>: Send + Sync {
         key_mask: ArrayView2<'_, T>,
         grad_output: ArrayView4<'_, T>,
     ) -> Result<AttentionGrads<T>> {
-        let _ = (q, k, v, key_mask, grad_output);
-        Err(unsupported::<T>(&self.name(), "attention_backward"))
+        composed::attention_backward(self, q, k, v, key_mask, grad_output)
     }
 
     /// Standard deviation with Bessel-style `correction`; see
@@ -890,5 +990,30 @@ impl<T: Scalar, B: Backend<T> + ?Sized> Backend<T> for &B {
         steps: usize,
     ) -> Result<TrainingRun<T>> {
         (**self).train(task, config, steps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composed_ops_are_ops_built_from_core_ops_only() {
+        let composed: Vec<&str> = COMPOSED_OPS.iter().map(|(op, _)| *op).collect();
+        for (op, needs) in COMPOSED_OPS {
+            assert!(OPS.contains(op), "{op} is not in OPS");
+            assert!(!needs.is_empty(), "{op} needs nothing");
+            for need in *needs {
+                assert!(OPS.contains(need), "{op} needs {need}, not in OPS");
+                assert!(
+                    !composed.contains(need),
+                    "{op} needs {need}, itself composed: parts must be core ops"
+                );
+            }
+        }
+        let mut unique = composed.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), composed.len(), "an op is listed twice");
     }
 }

@@ -740,7 +740,10 @@ fn gelu_erf_findings_hold() {
 
 /// The ops of the trait that the adapter implements: the forward ops and VJPs that candle
 /// has; the trait's training ops (optimizers, losses over classes, attention) are not adapted
-/// yet and the suite reports them as unsupported.
+/// yet. The suite reports them as unsupported, except the trait's composed defaults whose
+/// parts the adapter has (`matmul_backward` and the batched products from `matmul`,
+/// `cross_entropy` from `log_softmax_rows`, `cross_entropy_backward` from `softmax_rows`,
+/// `attention` from `matmul` and `softmax_rows`), which run on candle's parts.
 const OPS_BEFORE_TRAINING: &[&str] = &[
     "log_sum_exp_rows",
     "softmax_rows",

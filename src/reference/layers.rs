@@ -301,17 +301,26 @@ fn attention_scores<T: Scalar>(
     mask: ArrayView1<'_, T>,
     scale: T,
 ) -> Result<Array2<T>> {
-    let mut scores = matmul(q, k.t())?;
-    for mut row in scores.rows_mut() {
+    Ok(scale_and_mask(matmul(q, k.t())?, mask, scale))
+}
+
+/// `S_ij = P_ij·scale + mask_j` from the product `P = Q·Kᵀ`, in place. Shared with the composed
+/// default of [`crate::Backend::attention`], so both do the same host arithmetic.
+pub(crate) fn scale_and_mask<T: Scalar>(
+    mut product: Array2<T>,
+    mask: ArrayView1<'_, T>,
+    scale: T,
+) -> Array2<T> {
+    for mut row in product.rows_mut() {
         for (s, &m) in row.iter_mut().zip(mask.iter()) {
             *s = *s * scale + m;
         }
     }
-    Ok(scores)
+    product
 }
 
 /// `round_T(1/√head_dim)`, computed in f64.
-fn attention_scale<T: Scalar>(head_dim: usize) -> T {
+pub(crate) fn attention_scale<T: Scalar>(head_dim: usize) -> T {
     T::narrow(1.0 / (head_dim as f64).sqrt())
 }
 

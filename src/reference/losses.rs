@@ -269,17 +269,34 @@ pub fn cross_entropy<T: Float>(
 ) -> Result<T> {
     validate_cross_entropy("cross_entropy", logits, targets, ignore_index, reduction)?;
     let log_probabilities = log_softmax_rows(logits)?;
+    Ok(cross_entropy_from_log_probabilities(
+        log_probabilities.view(),
+        targets,
+        ignore_index,
+        reduction,
+    ))
+}
+
+/// The reduction of [`cross_entropy`] from `y = log_softmax_rows(z)` (targets validated, `y` of
+/// the logits' shape): `S = Σ_{i : c_i ≠ ignore} (−y_{i,c_i})` sequentially, then `S / count`
+/// or `S`. Shared with the composed default of [`crate::Backend::cross_entropy`].
+pub(crate) fn cross_entropy_from_log_probabilities<T: Float>(
+    log_probabilities: ArrayView2<'_, T>,
+    targets: ArrayView1<'_, i64>,
+    ignore_index: i64,
+    reduction: Reduction,
+) -> T {
     let mut sum = T::zero();
     for (row, &target) in targets.iter().enumerate() {
         if target != ignore_index {
             sum = sum - log_probabilities[[row, class_of(target)]];
         }
     }
-    Ok(reduce(
+    reduce(
         sum,
         count(active_row_count(targets, ignore_index)),
         reduction,
-    ))
+    )
 }
 
 /// Vector-Jacobian product of [`cross_entropy`] with respect to the logits.
@@ -310,8 +327,28 @@ pub fn cross_entropy_backward<T: Float>(
         reduction,
     )?;
     let probabilities = softmax_rows(logits)?;
+    Ok(cross_entropy_gradient_from_probabilities(
+        probabilities.view(),
+        targets,
+        ignore_index,
+        reduction,
+        grad_output,
+    ))
+}
+
+/// The gradient of [`cross_entropy_backward`] from `p = softmax_rows(z)` (targets validated,
+/// `p` of the logits' shape): `((p_ij − [j = c_i])·g) / count` or `(p_ij − [j = c_i])·g` on
+/// active rows, 0 on ignored rows. Shared with the composed default of
+/// [`crate::Backend::cross_entropy_backward`].
+pub(crate) fn cross_entropy_gradient_from_probabilities<T: Float>(
+    probabilities: ArrayView2<'_, T>,
+    targets: ArrayView1<'_, i64>,
+    ignore_index: i64,
+    reduction: Reduction,
+    grad_output: T,
+) -> Array2<T> {
     let active = count::<T>(active_row_count(targets, ignore_index));
-    let mut gradient = Array2::zeros(logits.dim());
+    let mut gradient = Array2::zeros(probabilities.dim());
     for (row, &target) in targets.iter().enumerate() {
         if target == ignore_index {
             // Structural zero, as PyTorch's `nll_loss_backward` writes nothing for the row.
@@ -327,7 +364,7 @@ pub fn cross_entropy_backward<T: Float>(
             );
         }
     }
-    Ok(gradient)
+    gradient
 }
 
 pub(crate) fn validate_cross_entropy<T>(

@@ -21,13 +21,18 @@ mod statistics;
 #[doc = include_str!("table.md")]
 pub mod table {}
 
+pub(crate) use layers::{attention_scale, scale_and_mask};
+#[cfg(feature = "opencl")]
+pub(crate) use losses::validate_mse;
 pub use losses::{
     bce_with_logits, bce_with_logits_backward, bce_with_logits_element, bce_with_logits_mean,
     bce_with_logits_mean_backward, cross_entropy, cross_entropy_backward, mse, mse_backward,
     sigmoid, Reduction, DEFAULT_IGNORE_INDEX,
 };
-#[cfg(feature = "opencl")]
-pub(crate) use losses::{validate_cross_entropy, validate_mse};
+pub(crate) use losses::{
+    cross_entropy_from_log_probabilities, cross_entropy_gradient_from_probabilities,
+    validate_cross_entropy,
+};
 pub use ops::{log_softmax_rows, log_sum_exp_rows, softmax_rows};
 pub use statistics::{std_corrected, std_corrected_backward, validate_std_correction};
 
@@ -46,7 +51,6 @@ pub use linalg::{
 };
 
 pub use layers::layer_norm_eps;
-#[cfg(feature = "opencl")]
 pub(crate) use linalg::empty_mean;
 
 use ndarray::{

@@ -2,6 +2,7 @@
 //! OpenCL backend (f32, f64), plus OpenCL-specific and contrast tests.
 
 mod bitwise;
+mod composed_defaults;
 mod contrast;
 #[cfg(feature = "opencl")]
 mod device_training_encoder;
