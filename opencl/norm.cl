@@ -15,16 +15,28 @@ void add_rows(__global const REAL* restrict x, __global const REAL* restrict b,
 
 /* Two-pass moments of one row, known to every work item of the group:
  * mean = (sum_j x_j) / n, var = (sum_j (x_j - mean)^2) / n, rstd = 1 / sqrt(var + eps).
- * col_count >= 1 (validated on the host). */
+ * Each sum in the fixed order of reduce.cl's header: ROW_VEC-wide vectors v = l, l + ROW_WG,
+ * ... per item with one running sum per lane, the lanes by halving (row_lane_sum), then the
+ * tail in order, then the items' fixed tree. Any order is within tolerance::layer_norm
+ * (gamma_{n-1}). col_count >= 1 (validated on the host). */
 inline void row_moments(__global const REAL* restrict row, const uint col_count, const REAL eps,
                         __local REAL* scratch, REAL* mean, REAL* rstd)
 {
     const REAL n = (REAL)col_count;
-    REAL s = (REAL)0;
-    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) s += row[j];
+    const uint lid = get_local_id(0);
+    const uint vectors = col_count / ROW_VEC;
+    REALV sv = (REALV)(0);
+    for (uint v = lid; v < vectors; v += ROW_WG) sv += VLOADV(v, row);
+    REAL s = row_lane_sum(sv);
+    for (uint j = vectors * ROW_VEC + lid; j < col_count; j += ROW_WG) s += row[j];
     const REAL m = work_group_tree_sum(scratch, s) / n;
-    REAL q = (REAL)0;
-    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) {
+    REALV qv = (REALV)(0);
+    for (uint v = lid; v < vectors; v += ROW_WG) {
+        const REALV d = VLOADV(v, row) - m;
+        qv += d * d;
+    }
+    REAL q = row_lane_sum(qv);
+    for (uint j = vectors * ROW_VEC + lid; j < col_count; j += ROW_WG) {
         const REAL d = row[j] - m;
         q += d * d;
     }
@@ -33,7 +45,8 @@ inline void row_moments(__global const REAL* restrict row, const uint col_count,
     *rstd = (REAL)1 / sqrt(var + eps);
 }
 
-/* y_j = ((x_j - mean) * rstd) * gamma_j + beta_j per row.  Bound: tolerance::layer_norm */
+/* y_j = ((x_j - mean) * rstd) * gamma_j + beta_j per row (ROW_VEC-wide, then the tail).
+ * Bound: tolerance::layer_norm */
 __kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
 void layer_norm(__global const REAL* restrict x, __global const REAL* restrict gamma,
                 __global const REAL* restrict beta, __global REAL* restrict y, const REAL eps,
@@ -45,12 +58,17 @@ void layer_norm(__global const REAL* restrict x, __global const REAL* restrict g
     const size_t offset = (size_t)r * col_count;
     REAL mean, rstd;
     row_moments(x + offset, col_count, eps, scratch, &mean, &rstd);
-    for (uint j = get_local_id(0); j < col_count; j += ROW_WG)
+    const uint lid = get_local_id(0);
+    const uint vectors = col_count / ROW_VEC;
+    for (uint v = lid; v < vectors; v += ROW_WG)
+        VSTOREV(((VLOADV(v, x + offset) - mean) * rstd) * VLOADV(v, gamma) + VLOADV(v, beta), v,
+                y + offset);
+    for (uint j = vectors * ROW_VEC + lid; j < col_count; j += ROW_WG)
         y[offset + j] = ((x[offset + j] - mean) * rstd) * gamma[j] + beta[j];
 }
 
 /* Per row, with xhat_j = (x_j - mean) * rstd and d_j = g_j * gamma_j:
- * a = (sum_j d_j) / n, b = (sum_j d_j * xhat_j) / n,
+ * a = (sum_j d_j) / n, b = (sum_j d_j * xhat_j) / n (sums in the order of row_moments),
  * grad_x_j = rstd * ((d_j - a) - xhat_j * b); xhat is stored for layer_norm_param_grads.
  * Bound: tolerance::layer_norm_backward (grad_x) */
 __kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
@@ -65,9 +83,20 @@ void layer_norm_backward(__global const REAL* restrict x, __global const REAL* r
     const size_t offset = (size_t)r * col_count;
     REAL mean, rstd;
     row_moments(x + offset, col_count, eps, scratch, &mean, &rstd);
-    REAL sum_d = (REAL)0;
-    REAL sum_dx = (REAL)0;
-    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) {
+    const uint lid = get_local_id(0);
+    const uint vectors = col_count / ROW_VEC;
+    REALV dv_sum = (REALV)(0);
+    REALV dxv_sum = (REALV)(0);
+    for (uint v = lid; v < vectors; v += ROW_WG) {
+        const REALV d = VLOADV(v, g + offset) * VLOADV(v, gamma);
+        const REALV xh = (VLOADV(v, x + offset) - mean) * rstd;
+        VSTOREV(xh, v, xhat + offset);
+        dv_sum += d;
+        dxv_sum += d * xh;
+    }
+    REAL sum_d = row_lane_sum(dv_sum);
+    REAL sum_dx = row_lane_sum(dxv_sum);
+    for (uint j = vectors * ROW_VEC + lid; j < col_count; j += ROW_WG) {
         const REAL d = g[offset + j] * gamma[j];
         const REAL xh = (x[offset + j] - mean) * rstd;
         xhat[offset + j] = xh;
@@ -77,7 +106,11 @@ void layer_norm_backward(__global const REAL* restrict x, __global const REAL* r
     const REAL n = (REAL)col_count;
     const REAL a = work_group_tree_sum(scratch, sum_d) / n;
     const REAL b = work_group_tree_sum(scratch, sum_dx) / n;
-    for (uint j = get_local_id(0); j < col_count; j += ROW_WG) {
+    for (uint v = lid; v < vectors; v += ROW_WG) {
+        const REALV d = VLOADV(v, g + offset) * VLOADV(v, gamma);
+        VSTOREV(rstd * ((d - a) - VLOADV(v, xhat + offset) * b), v, grad_x + offset);
+    }
+    for (uint j = vectors * ROW_VEC + lid; j < col_count; j += ROW_WG) {
         const REAL d = g[offset + j] * gamma[j];
         grad_x[offset + j] = rstd * ((d - a) - xhat[offset + j] * b);
     }
