@@ -115,7 +115,7 @@ pub enum Workload {
         /// Columns of B and C.
         n: usize,
     },
-    /// The copy kernel over `len` f32 (`len` a multiple of 4).
+    /// The copy kernel over `len` f32 (`len ≥ 1`).
     Copy {
         /// Element count.
         len: usize,
@@ -373,7 +373,7 @@ impl DeviceLimits {
 /// Sizes and run counts of [`OpenCl::measure_limits`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LimitConfig {
-    /// f32 elements copied (a multiple of 4; 16M = 64 MiB each way is past any cache).
+    /// f32 elements copied (16M = 64 MiB each way is past any cache).
     pub copy_elements: usize,
     /// Work items of the FMA kernels.
     pub fma_items: usize,
@@ -419,7 +419,11 @@ impl OpenCl {
         let copy = self.prepare::<f32>(Workload::Copy {
             len: config.copy_elements,
         })?;
-        let copy_time = copy.best_time(config.runs, min_total)?.as_secs_f64();
+        // The denominator of every bandwidth fraction: best of at least `runs` copies and of
+        // 300 ms of them, so one slow run (a busy machine) does not lower the limit.
+        let copy_time = copy
+            .best_time(config.runs, Duration::from_millis(300))?
+            .as_secs_f64();
         let fma_workload = Workload::Fma {
             items: config.fma_items,
             iterations: config.fma_iterations,
@@ -778,26 +782,26 @@ impl OpenCl {
                 });
             }
             Workload::Copy { len } => {
-                if len == 0 || len % 4 != 0 {
+                if len == 0 {
                     return Err(Error::InvalidParameter {
                         op,
                         name: "len",
                         value: len.to_string(),
-                        reason: "a positive multiple of 4".to_string(),
+                        reason: "at least one element".to_string(),
                     });
                 }
                 let program = self.build_bench_program()?;
                 buffers.push(self.input_buffer(len, 0, -1.0, 1.0)?.keep(&mut leases));
                 buffers.push(self.allocate::<T>(len)?.keep(&mut leases));
                 output = 1;
-                let count4 = to_u32(op, len / 4)?;
+                let count = to_u32(op, len)?;
                 let builder = self
                     .kernel(&program, "bench_copy")
-                    .global_work_size(super::round_up(len / 4, ewg))
+                    .global_work_size(super::round_up(len, ewg))
                     .local_work_size(ewg)
                     .arg(&buffers[0])
                     .arg(&buffers[1])
-                    .arg(count4)
+                    .arg(count)
                     .build();
                 kernels.push(build(builder, "bench_copy")?);
             }
