@@ -6,17 +6,23 @@ inline REAL bce_with_logits_element(const REAL z, const REAL y)
     return (fmax(z, (REAL)0) - z * y) + log1p(exp(-fabs(z)));
 }
 
-/* Two-branch stable sigmoid, as reference::sigmoid. */
+/* Two-branch stable sigmoid, as reference::sigmoid: 1 / (1 + exp(-z)) for z >= 0, else
+ * exp(z) / (1 + exp(z)) (NaN takes the second branch). Both from e = exp(-|z|), which is the
+ * reference's exp argument in either branch, and selected without a branch (vectorisable). */
 inline REAL stable_sigmoid(const REAL z)
 {
-    if (z >= (REAL)0) return (REAL)1 / ((REAL)1 + exp(-z));
-    const REAL e = exp(z);
-    return e / ((REAL)1 + e);
+    const REAL e = exp(-fabs(z));
+    const REAL positive = (REAL)1 / ((REAL)1 + e);
+    const REAL negative = e / ((REAL)1 + e);
+    return z >= (REAL)0 ? positive : negative;
 }
 
-/* Pass 1 of the mean: work-group g sums the elements i = g*ROW_WG + lid + t*stride,
- * stride = group_count*ROW_WG, then a fixed tree; partial[g] = that sum.
- * NaN in any element propagates through the sums. */
+/* Pass 1 of the mean, in ROW_VEC-wide vectors: item t of the grid (size T) sums the vectors
+ * v = t, t + T, t + 2T, ... of ROW_VEC contiguous elements, one running sum per lane, then the
+ * lanes by halving (row_lane_sum), then the tail elements i = nv + t, nv + t + T, ... in order;
+ * the items of a work-group meet in the fixed tree; partial[g] = the group's sum. A fixed
+ * order on every run (any order is within tolerance::bce_with_logits_mean); the vectors let a
+ * CPU compiler use SIMD exp/log1p. NaN in any element propagates through the sums. */
 __kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
 void bce_with_logits_partial_sums(__global const REAL* restrict logits,
                                   __global const REAL* restrict labels,
@@ -24,8 +30,15 @@ void bce_with_logits_partial_sums(__global const REAL* restrict logits,
 {
     __local REAL scratch[ROW_WG];
     const size_t stride = get_global_size(0);
-    REAL sum = (REAL)0;
-    for (size_t i = get_global_id(0); i < n; i += stride)
+    const size_t vectors = n / ROW_VEC;
+    REALV sv = (REALV)(0);
+    for (size_t v = get_global_id(0); v < vectors; v += stride) {
+        const REALV z = VLOADV(v, logits);
+        const REALV y = VLOADV(v, labels);
+        sv += (fmax(z, (REALV)(0)) - z * y) + log1p(exp(-fabs(z)));
+    }
+    REAL sum = row_lane_sum(sv);
+    for (size_t i = vectors * ROW_VEC + get_global_id(0); i < n; i += stride)
         sum += bce_with_logits_element(logits[i], labels[i]);
     sum = work_group_tree_sum(scratch, sum);
     if (get_local_id(0) == 0) partial[get_group_id(0)] = sum;
@@ -85,7 +98,8 @@ __kernel void bce_with_logits_backward(__global const REAL* restrict logits,
 }
 
 /* Pass 1 of MSE: partial[g] = sum of (p_i - t_i)*(p_i - t_i) over the work-group's
- * grid-stride elements, then a fixed tree (as bce_with_logits_partial_sums). */
+ * grid-stride vectors and tail, then a fixed tree (the order of bce_with_logits_partial_sums;
+ * any order is within tolerance::mse). */
 __kernel __attribute__((reqd_work_group_size(ROW_WG, 1, 1)))
 void mse_partial_sums(__global const REAL* restrict prediction,
                       __global const REAL* restrict target,
@@ -93,8 +107,14 @@ void mse_partial_sums(__global const REAL* restrict prediction,
 {
     __local REAL scratch[ROW_WG];
     const size_t stride = get_global_size(0);
-    REAL sum = (REAL)0;
-    for (size_t i = get_global_id(0); i < n; i += stride) {
+    const size_t vectors = n / ROW_VEC;
+    REALV sv = (REALV)(0);
+    for (size_t v = get_global_id(0); v < vectors; v += stride) {
+        const REALV d = VLOADV(v, prediction) - VLOADV(v, target);
+        sv += d * d;
+    }
+    REAL sum = row_lane_sum(sv);
+    for (size_t i = vectors * ROW_VEC + get_global_id(0); i < n; i += stride) {
         const REAL d = prediction[i] - target[i];
         sum += d * d;
     }
