@@ -112,6 +112,31 @@ pub fn matmul<T>(op: &'static str, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>) -
     fits_kernel_index(op, "element count of the product", m.saturating_mul(n))
 }
 
+/// The VJP of a matrix product: [`matmul`]'s checks, and the upstream gradient is `[m, n]`.
+pub fn matmul_backward<T>(
+    op: &'static str,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    grad_output: ArrayView2<'_, T>,
+) -> Result<()> {
+    matmul(op, a, b)?;
+    let expected = [a.nrows(), b.ncols()];
+    same_shape(op, "grad_output", grad_output.shape(), "output", &expected)
+}
+
+/// The VJP of a batched matrix product: [`batched_matmul`]'s checks, and the upstream gradient
+/// is `[b, m, n]`.
+pub fn batched_matmul_backward<T>(
+    op: &'static str,
+    a: ndarray::ArrayView3<'_, T>,
+    b: ndarray::ArrayView3<'_, T>,
+    grad_output: ndarray::ArrayView3<'_, T>,
+) -> Result<()> {
+    batched_matmul(op, a, b)?;
+    let expected = [a.dim().0, a.dim().1, b.dim().2];
+    same_shape(op, "grad_output", grad_output.shape(), "output", &expected)
+}
+
 /// A batched matrix product `[b, m, k]·[b, k, n]`: batch sizes and inner dimensions agree.
 pub fn batched_matmul<T>(
     op: &'static str,

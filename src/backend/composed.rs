@@ -100,9 +100,7 @@ pub(super) fn matmul_backward<T: Scalar, B: Backend<T> + ?Sized>(
     grad_output: ArrayView2<'_, T>,
 ) -> Result<(Array2<T>, Array2<T>)> {
     const OP: &str = "matmul_backward";
-    validate::matmul(OP, a, b)?;
-    let expected = [a.nrows(), b.ncols()];
-    validate::same_shape(OP, "grad_output", grad_output.shape(), "output", &expected)?;
+    validate::matmul_backward(OP, a, b, grad_output)?;
     let part = Part::of(backend, OP);
     Ok((
         part.matmul(grad_output, b.t())?,
@@ -138,16 +136,8 @@ pub(super) fn batched_matmul_backward<T: Scalar, B: Backend<T> + ?Sized>(
     grad_output: ArrayView3<'_, T>,
 ) -> Result<(Array3<T>, Array3<T>)> {
     const OP: &str = "batched_matmul_backward";
-    validate::batched_matmul(OP, a, b)?;
-    let (batch, m, _) = a.dim();
-    let n = b.dim().2;
-    validate::same_shape(
-        OP,
-        "grad_output",
-        grad_output.shape(),
-        "output",
-        &[batch, m, n],
-    )?;
+    validate::batched_matmul_backward(OP, a, b, grad_output)?;
+    let batch = a.dim().0;
     let part = Part::of(backend, OP);
     let mut grad_a = Array3::zeros(a.dim());
     let mut grad_b = Array3::zeros(b.dim());

@@ -516,9 +516,8 @@ impl OpenCl {
         grad_output: ArrayView2<'_, T>,
     ) -> Result<(Array2<T>, Array2<T>)> {
         const OP: &str = "matmul_backward";
-        validate::matmul(OP, a, b)?;
+        validate::matmul_backward(OP, a, b, grad_output)?;
         let ((m, k), n) = (a.dim(), b.ncols());
-        validate::same_shape(OP, "grad_output", grad_output.shape(), "output", &[m, n])?;
         let (a_buffer, b_buffer, g_buffer) = (
             self.upload_view(&a)?,
             self.upload_view(&b)?,
@@ -550,15 +549,8 @@ impl OpenCl {
         grad_output: ArrayView3<'_, T>,
     ) -> Result<(Array3<T>, Array3<T>)> {
         const OP: &str = "batched_matmul_backward";
-        validate::batched_matmul(OP, a, b)?;
+        validate::batched_matmul_backward(OP, a, b, grad_output)?;
         let ((batch, m, k), n) = (a.dim(), b.dim().2);
-        validate::same_shape(
-            OP,
-            "grad_output",
-            grad_output.shape(),
-            "output",
-            &[batch, m, n],
-        )?;
         let (a_buffer, b_buffer, g_buffer) = (
             self.upload_view(&a)?,
             self.upload_view(&b)?,

@@ -63,9 +63,7 @@ pub fn matmul_backward<T: Float>(
     grad_output: ArrayView2<'_, T>,
 ) -> Result<(Array2<T>, Array2<T>)> {
     const OP: &str = "matmul_backward";
-    validate::matmul(OP, a, b)?;
-    let expected = [a.nrows(), b.ncols()];
-    validate::same_shape(OP, "grad_output", grad_output.shape(), "output", &expected)?;
+    validate::matmul_backward(OP, a, b, grad_output)?;
     Ok((
         matmul_unchecked(grad_output, b.t()),
         matmul_unchecked(a.t(), grad_output),
@@ -102,16 +100,8 @@ pub fn batched_matmul_backward<T: Float>(
     grad_output: ArrayView3<'_, T>,
 ) -> Result<(Array3<T>, Array3<T>)> {
     const OP: &str = "batched_matmul_backward";
-    validate::batched_matmul(OP, a, b)?;
-    let (batch, m, _) = a.dim();
-    let n = b.dim().2;
-    validate::same_shape(
-        OP,
-        "grad_output",
-        grad_output.shape(),
-        "output",
-        &[batch, m, n],
-    )?;
+    validate::batched_matmul_backward(OP, a, b, grad_output)?;
+    let batch = a.dim().0;
     let mut grad_a = Array3::zeros(a.dim());
     let mut grad_b = Array3::zeros(b.dim());
     for s in 0..batch {
