@@ -277,6 +277,22 @@ pub fn embedding_ids(op: &'static str, ids: ArrayView1<'_, usize>, vocab: usize)
     fits_kernel_index(op, "vocabulary size", vocab)
 }
 
+/// The VJP of attention: [`attention`]'s checks, and the upstream gradient is
+/// `[b, h, s_q, d_v]`.
+pub fn attention_backward<T>(
+    op: &'static str,
+    q: ndarray::ArrayView4<'_, T>,
+    k: ndarray::ArrayView4<'_, T>,
+    v: ndarray::ArrayView4<'_, T>,
+    key_mask: ArrayView2<'_, T>,
+    grad_output: ndarray::ArrayView4<'_, T>,
+) -> Result<()> {
+    attention(op, q, k, v, key_mask)?;
+    let (batch, heads, s_q, _) = q.dim();
+    let expected = [batch, heads, s_q, v.dim().3];
+    same_shape(op, "grad_output", grad_output.shape(), "output", &expected)
+}
+
 /// Scaled dot-product attention: `q [b, h, s_q, d]`, `k [b, h, s_k, d]`, `v [b, h, s_k, d_v]`,
 /// `key_mask [b, s_k]`; `d ≥ 1` (the scale `1/√d`) and `s_k ≥ 1` (softmax over the keys has no
 /// identity).

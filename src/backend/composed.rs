@@ -387,16 +387,8 @@ pub(super) fn attention_backward<T: Scalar, B: Backend<T> + ?Sized>(
     grad_output: ArrayView4<'_, T>,
 ) -> Result<AttentionGrads<T>> {
     const OP: &str = "attention_backward";
-    validate::attention(OP, q, k, v, key_mask)?;
-    let (batch, heads, s_q, d) = q.dim();
-    let d_v = v.dim().3;
-    validate::same_shape(
-        OP,
-        "grad_output",
-        grad_output.shape(),
-        "output",
-        &[batch, heads, s_q, d_v],
-    )?;
+    validate::attention_backward(OP, q, k, v, key_mask, grad_output)?;
+    let (batch, heads, _, d) = q.dim();
     let scale = reference::attention_scale::<T>(d);
     let part = Part::of(backend, OP);
     let mut grad_q = Array4::zeros(q.raw_dim());

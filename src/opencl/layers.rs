@@ -900,16 +900,9 @@ impl OpenCl {
         grad_output: ArrayView4<'_, T>,
     ) -> Result<AttentionGrads<T>> {
         const OP: &str = "attention_backward";
-        validate::attention(OP, q, k, v, key_mask)?;
+        validate::attention_backward(OP, q, k, v, key_mask, grad_output)?;
         let (batch, heads, s_q, d) = q.dim();
         let (s_k, d_v) = (k.dim().2, v.dim().3);
-        validate::same_shape(
-            OP,
-            "grad_output",
-            grad_output.shape(),
-            "output",
-            &[batch, heads, s_q, d_v],
-        )?;
         if count4(batch, heads, s_q, d_v) == 0 {
             return Ok((
                 Array4::zeros(q.raw_dim()),

@@ -388,16 +388,8 @@ pub fn attention_backward<T: Scalar>(
     grad_output: ArrayView4<'_, T>,
 ) -> Result<(Array4<T>, Array4<T>, Array4<T>)> {
     const OP: &str = "attention_backward";
-    validate::attention(OP, q, k, v, key_mask)?;
-    let (batch, heads, s_q, d) = q.dim();
-    let d_v = v.dim().3;
-    validate::same_shape(
-        OP,
-        "grad_output",
-        grad_output.shape(),
-        "output",
-        &[batch, heads, s_q, d_v],
-    )?;
+    validate::attention_backward(OP, q, k, v, key_mask, grad_output)?;
+    let (batch, heads, _, d) = q.dim();
     let scale = attention_scale::<T>(d);
     let mut grad_q = Array4::zeros(q.raw_dim());
     let mut grad_k = Array4::zeros(k.raw_dim());
